@@ -1,0 +1,1 @@
+//! SDP parsing, serialisation and RFC 3264 offer/answer for audio.

@@ -1,0 +1,1 @@
+//! Sans-IO SIP: message parsing and serialisation, transactions and timers, dialogs, digest authentication.

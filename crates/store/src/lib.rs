@@ -1,0 +1,1 @@
+//! Persistent storage: sqlx repositories and migrations for SQLite and PostgreSQL.
