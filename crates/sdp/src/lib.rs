@@ -43,7 +43,6 @@ mod parse;
 mod state;
 mod write;
 
-
 pub use codec::{Codec, FmtpParams};
 pub use error::{
     Error, InvalidAnswer, NegotiationError, NotAcceptable, ParseError, ParseErrorKind,

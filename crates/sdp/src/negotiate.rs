@@ -803,3 +803,1046 @@ fn remote_transport(session: &Session, index: usize, allow_mux: bool) -> Option<
         hold: connection.is_hold_address(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:4000".parse().unwrap()
+    }
+
+    fn origin() -> Origin {
+        Origin::new(42, 1, local().ip())
+    }
+
+    /// An offer from 127.0.0.2 with `media` appended verbatim (lines joined
+    /// with CRLF).
+    fn offer_with(media: &[&str]) -> Session {
+        let mut text = String::from(
+            "v=0\r\no=- 7 7 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n",
+        );
+        for line in media {
+            text.push_str(line);
+            text.push_str("\r\n");
+        }
+        text.parse().unwrap()
+    }
+
+    fn answer_default(offer: &Session) -> Result<Answer, NegotiationError> {
+        answer(
+            offer,
+            &LocalCapabilities::default(),
+            &origin(),
+            local(),
+            Direction::SendRecv,
+        )
+    }
+
+    fn answered(offer: &Session) -> Answer {
+        answer_default(offer).unwrap()
+    }
+
+    fn not_acceptable(offer: &Session) -> NotAcceptable {
+        match answer_default(offer) {
+            Err(NegotiationError::NotAcceptable(reason)) => reason,
+            other => panic!("expected NotAcceptable, got {other:?}"),
+        }
+    }
+
+    const FULL_OFFER: &[&str] = &[
+        "m=audio 6000 RTP/AVP 0 8 9 96 101",
+        "a=rtpmap:96 opus/48000/2",
+        "a=fmtp:96 useinbandfec=1",
+        "a=rtpmap:97 telephone-event/48000",
+        "a=rtpmap:101 telephone-event/8000",
+    ];
+
+    #[test]
+    fn our_preference_wins_and_the_offerers_payload_type_is_used() {
+        let offer = offer_with(&[
+            "m=audio 6000 RTP/AVP 0 8 9 96 97 101",
+            "a=rtpmap:96 opus/48000/2",
+            "a=fmtp:96 useinbandfec=1",
+            "a=rtpmap:97 telephone-event/48000",
+            "a=fmtp:97 0-15",
+            "a=rtpmap:101 telephone-event/8000",
+        ]);
+        let a = answered(&offer);
+        let n = &a.negotiated;
+        assert_eq!(n.codec.codec, Codec::Opus);
+        assert_eq!(
+            (n.codec.payload_type, n.codec.receive_payload_type),
+            (96, 96)
+        );
+        assert!(n.codec.send_inband_fec());
+        assert_eq!(n.codec.local_fmtp.as_deref(), Some("useinbandfec=1"));
+        let te = n.telephone_event.as_ref().unwrap();
+        assert_eq!((te.payload_type, te.clock_rate), (97, 48000));
+        assert_eq!(te.remote_events.as_deref(), Some("0-15"));
+        assert_eq!(n.remote_rtp, SocketAddr::new(PEER, 6000));
+        assert_eq!(n.remote_rtcp, Some(SocketAddr::new(PEER, 6001)));
+        assert_eq!(n.ptime, 20);
+        assert_eq!(n.direction, Direction::SendRecv);
+        assert_eq!(
+            a.session.to_string(),
+            "v=0\r\no=- 42 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 96 97\r\n\
+             a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\n\
+             a=rtpmap:97 telephone-event/48000\r\na=fmtp:97 0-16\r\n\
+             a=ptime:20\r\na=sendrecv\r\n"
+        );
+    }
+
+    #[test]
+    fn offerer_order_when_configured() {
+        let caps = LocalCapabilities {
+            honour_offerer_order: true,
+            ..LocalCapabilities::default()
+        };
+        let a = answer(
+            &offer_with(FULL_OFFER),
+            &caps,
+            &origin(),
+            local(),
+            Direction::SendRecv,
+        )
+        .unwrap();
+        assert_eq!(a.negotiated.codec.codec, Codec::Pcmu);
+        assert_eq!(a.negotiated.codec.payload_type, 0);
+        assert_eq!(a.negotiated.telephone_event.unwrap().payload_type, 101);
+    }
+
+    #[test]
+    fn codec_choice_table() {
+        // (m= line and attributes, expected codec and payload type)
+        let cases: &[(&[&str], Codec, u8)] = &[
+            (&["m=audio 6000 RTP/AVP 8 0"], Codec::Pcmu, 0),
+            (&["m=audio 6000 RTP/AVP 8"], Codec::Pcma, 8),
+            (&["m=audio 6000 RTP/AVP 0 9"], Codec::G722, 9),
+            // Static types may also carry an rtpmap, in any case.
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=rtpmap:0 pcmu/8000"],
+                Codec::Pcmu,
+                0,
+            ),
+            // A dynamic number for a static codec.
+            (
+                &["m=audio 6000 RTP/AVP 98", "a=rtpmap:98 PCMA/8000"],
+                Codec::Pcma,
+                98,
+            ),
+            // An rtpmap overrides the static meaning.
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=rtpmap:0 PCMA/8000"],
+                Codec::Pcma,
+                0,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 18 0", "a=rtpmap:18 G729/8000"],
+                Codec::Pcmu,
+                0,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 120 8", "a=rtpmap:120 OPUS/48000/2"],
+                Codec::Opus,
+                120,
+            ),
+            // Opus without the mandatory /2 is still Opus.
+            (
+                &["m=audio 6000 RTP/AVP 120", "a=rtpmap:120 opus/48000"],
+                Codec::Opus,
+                120,
+            ),
+            // Opus at a wrong clock is not Opus.
+            (
+                &["m=audio 6000 RTP/AVP 120 8", "a=rtpmap:120 opus/16000/2"],
+                Codec::Pcma,
+                8,
+            ),
+            // An unmapped dynamic type is skipped.
+            (&["m=audio 6000 RTP/AVP 96 8"], Codec::Pcma, 8),
+            // The same codec twice: the first payload type is used.
+            (
+                &[
+                    "m=audio 6000 RTP/AVP 100 101 8",
+                    "a=rtpmap:100 opus/48000/2",
+                    "a=rtpmap:101 opus/48000/2",
+                ],
+                Codec::Opus,
+                100,
+            ),
+            // RTP/AVPF is plain RTP to us.
+            (&["m=audio 6000 RTP/AVPF 8"], Codec::Pcma, 8),
+        ];
+        for (media, codec, pt) in cases {
+            let a = answered(&offer_with(media));
+            assert_eq!(
+                (a.negotiated.codec.codec, a.negotiated.codec.payload_type),
+                (*codec, *pt),
+                "offer {media:?}"
+            );
+            // The answer lists exactly the chosen codec.
+            assert_eq!(
+                a.session.media[0].formats,
+                vec![pt.to_string()],
+                "offer {media:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_common_codec_is_not_acceptable() {
+        let cases: &[&[&str]] = &[
+            &["m=audio 6000 RTP/AVP 18", "a=rtpmap:18 G729/8000"],
+            &[
+                "m=audio 6000 RTP/AVP 97 101",
+                "a=rtpmap:97 iLBC/8000",
+                "a=rtpmap:101 telephone-event/8000",
+            ],
+            &["m=audio 6000 RTP/AVP 96"],
+            &["m=audio 6000 RTP/AVP"],
+        ];
+        for media in cases {
+            assert_eq!(
+                not_acceptable(&offer_with(media)),
+                NotAcceptable::NoCommonCodec,
+                "{media:?}"
+            );
+        }
+        let caps = LocalCapabilities {
+            codecs: vec![CodecConfig::standard(Codec::Opus)],
+            ..LocalCapabilities::default()
+        };
+        let err = answer(
+            &offer_with(&["m=audio 6000 RTP/AVP 0 8 9"]),
+            &caps,
+            &origin(),
+            local(),
+            Direction::SendRecv,
+        );
+        assert_eq!(
+            err.unwrap_err(),
+            NegotiationError::NotAcceptable(NotAcceptable::NoCommonCodec)
+        );
+    }
+
+    #[test]
+    fn other_not_acceptable_reasons() {
+        assert_eq!(not_acceptable(&offer_with(&[])), NotAcceptable::NoAudio);
+        assert_eq!(
+            not_acceptable(&offer_with(&["m=video 6000 RTP/AVP 96"])),
+            NotAcceptable::NoAudio
+        );
+        assert_eq!(
+            not_acceptable(&offer_with(&["m=audio 0 RTP/AVP 0"])),
+            NotAcceptable::NoAudio
+        );
+        assert_eq!(
+            not_acceptable(&offer_with(&[
+                "m=audio 6000 RTP/SAVP 0",
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x"
+            ])),
+            NotAcceptable::UnsupportedTransport
+        );
+        assert_eq!(
+            not_acceptable(&offer_with(&[
+                "m=audio 6000 UDP/TLS/RTP/SAVPF 111",
+                "a=rtpmap:111 opus/48000/2"
+            ])),
+            NotAcceptable::UnsupportedTransport
+        );
+        // The most promising reason across streams is reported.
+        assert_eq!(
+            not_acceptable(&offer_with(&[
+                "m=audio 6000 RTP/SAVP 0",
+                "m=audio 6002 RTP/AVP 18"
+            ])),
+            NotAcceptable::NoCommonCodec
+        );
+        let no_c: Session =
+            "v=0\r\no=- 7 7 IN IP4 127.0.0.2\r\ns=-\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+                .parse()
+                .unwrap();
+        assert_eq!(not_acceptable(&no_c), NotAcceptable::NoConnectionAddress);
+        assert_eq!(
+            not_acceptable(&offer_with(&[
+                "m=audio 6000 RTP/AVP 0",
+                "c=IN IP4 pbx.example.com"
+            ])),
+            NotAcceptable::NoConnectionAddress
+        );
+    }
+
+    #[test]
+    fn telephone_event_mapping_table() {
+        let opus_only = LocalCapabilities {
+            codecs: vec![CodecConfig::standard(Codec::Opus)],
+            ..LocalCapabilities::default()
+        };
+        let no_events = LocalCapabilities {
+            telephone_events: Vec::new(),
+            ..LocalCapabilities::default()
+        };
+        let no_dtmf_preference = LocalCapabilities {
+            prefer_codecs_with_telephone_event: false,
+            ..LocalCapabilities::default()
+        };
+        let default = LocalCapabilities::default();
+        // (caps, offer, expected codec, expected (send pt, clock) of events)
+        let cases: &[(&LocalCapabilities, &[&str], Codec, Option<(u8, u32)>)] = &[
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 0 96",
+                    "a=rtpmap:96 telephone-event/8000",
+                ],
+                Codec::Pcmu,
+                Some((96, 8000)),
+            ),
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 0 127",
+                    "a=rtpmap:127 TELEPHONE-EVENT/8000",
+                    "a=fmtp:127 0-15",
+                ],
+                Codec::Pcmu,
+                Some((127, 8000)),
+            ),
+            (&default, &["m=audio 6000 RTP/AVP 0"], Codec::Pcmu, None),
+            // Events only at another clock rate than the codec's are left out.
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 0 101",
+                    "a=rtpmap:101 telephone-event/48000",
+                ],
+                Codec::Pcmu,
+                None,
+            ),
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 0 101",
+                    "a=rtpmap:101 telephone-event/16000",
+                ],
+                Codec::Pcmu,
+                None,
+            ),
+            // G.722 events run at its 8000 RTP clock.
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 9 101",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::G722,
+                Some((101, 8000)),
+            ),
+            // Several clocks: the one matching the chosen codec is picked.
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 96 0 101 100 99",
+                    "a=rtpmap:96 opus/48000/2",
+                    "a=rtpmap:101 telephone-event/48000",
+                    "a=rtpmap:100 telephone-event/16000",
+                    "a=rtpmap:99 telephone-event/8000",
+                ],
+                Codec::Opus,
+                Some((101, 48000)),
+            ),
+            // Opus offered with 8 kHz events only: G.722 with events wins…
+            (
+                &default,
+                &[
+                    "m=audio 6000 RTP/AVP 96 9 101",
+                    "a=rtpmap:96 opus/48000/2",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::G722,
+                Some((101, 8000)),
+            ),
+            // …unless that preference is off…
+            (
+                &no_dtmf_preference,
+                &[
+                    "m=audio 6000 RTP/AVP 96 9 101",
+                    "a=rtpmap:96 opus/48000/2",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::Opus,
+                None,
+            ),
+            // …or Opus is all we have in common.
+            (
+                &opus_only,
+                &[
+                    "m=audio 6000 RTP/AVP 96 9 101",
+                    "a=rtpmap:96 opus/48000/2",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::Opus,
+                None,
+            ),
+            // Without events on our side, none are answered.
+            (
+                &no_events,
+                &[
+                    "m=audio 6000 RTP/AVP 0 101",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::Pcmu,
+                None,
+            ),
+        ];
+        for (caps, media, codec, events) in cases {
+            let a = answer(
+                &offer_with(media),
+                caps,
+                &origin(),
+                local(),
+                Direction::SendRecv,
+            )
+            .unwrap();
+            let n = &a.negotiated;
+            let te = n
+                .telephone_event
+                .as_ref()
+                .map(|t| (t.payload_type, t.clock_rate));
+            assert_eq!((n.codec.codec, te), (*codec, *events), "offer {media:?}");
+            let m = &a.session.media[0];
+            match events {
+                Some((pt, clock)) => {
+                    assert_eq!(m.formats.len(), 2);
+                    assert_eq!(m.formats[1], pt.to_string());
+                    let map = m.rtpmap(*pt).unwrap();
+                    assert!(map.encoding.eq_ignore_ascii_case("telephone-event"));
+                    assert_eq!(map.clock_rate, *clock);
+                    assert_eq!(m.fmtp(*pt).unwrap().params, "0-16");
+                }
+                None => assert_eq!(m.formats.len(), 1, "offer {media:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn direction_table() {
+        let hold_addr = ["m=audio 6000 RTP/AVP 0", "c=IN IP4 0.0.0.0"];
+        // (offer media lines, session-level attribute, our wish, answered direction)
+        let cases: &[(&[&str], Option<&str>, Direction, Direction)] = &[
+            (
+                &["m=audio 6000 RTP/AVP 0"],
+                None,
+                Direction::SendRecv,
+                Direction::SendRecv,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=sendrecv"],
+                None,
+                Direction::SendRecv,
+                Direction::SendRecv,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=sendonly"],
+                None,
+                Direction::SendRecv,
+                Direction::RecvOnly,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=recvonly"],
+                None,
+                Direction::SendRecv,
+                Direction::SendOnly,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=inactive"],
+                None,
+                Direction::SendRecv,
+                Direction::Inactive,
+            ),
+            // Session-level direction applies; media-level overrides it.
+            (
+                &["m=audio 6000 RTP/AVP 0"],
+                Some("a=sendonly"),
+                Direction::SendRecv,
+                Direction::RecvOnly,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=sendrecv"],
+                Some("a=inactive"),
+                Direction::SendRecv,
+                Direction::SendRecv,
+            ),
+            // RFC 2543 hold.
+            (&hold_addr, None, Direction::SendRecv, Direction::RecvOnly),
+            (
+                &["m=audio 6000 RTP/AVP 0", "c=IN IP4 0.0.0.0", "a=recvonly"],
+                None,
+                Direction::SendRecv,
+                Direction::Inactive,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "c=IN IP6 ::"],
+                None,
+                Direction::SendRecv,
+                Direction::RecvOnly,
+            ),
+            // We hold.
+            (
+                &["m=audio 6000 RTP/AVP 0"],
+                None,
+                Direction::SendOnly,
+                Direction::SendOnly,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=sendonly"],
+                None,
+                Direction::SendOnly,
+                Direction::Inactive,
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "a=recvonly"],
+                None,
+                Direction::SendOnly,
+                Direction::SendOnly,
+            ),
+        ];
+        for (media, session_attr, wish, expected) in cases {
+            let mut offer = offer_with(media);
+            if let Some(attr) = session_attr {
+                let line = format!("v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\n{attr}\r\n");
+                let parsed: Session = line.parse().unwrap();
+                offer.attributes = parsed.attributes;
+            }
+            let a = answer(
+                &offer,
+                &LocalCapabilities::default(),
+                &origin(),
+                local(),
+                *wish,
+            )
+            .unwrap();
+            assert_eq!(
+                a.negotiated.direction, *expected,
+                "offer {media:?} {session_attr:?} wish {wish:?}"
+            );
+            assert_eq!(a.session.media[0].direction(), Some(*expected));
+        }
+        let held = answered(&offer_with(&hold_addr)).negotiated;
+        assert!(!held.direction.can_send());
+        assert!(!held.remote_direction.can_receive());
+        assert_eq!(held.remote_rtp, "0.0.0.0:6000".parse().unwrap());
+    }
+
+    #[test]
+    fn rejected_streams_get_port_zero_in_place() {
+        let offer = offer_with(&[
+            "m=video 7000 RTP/AVP 96 97",
+            "a=rtpmap:96 VP8/90000",
+            "m=audio 6000 RTP/SAVP 0",
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x",
+            "m=audio 6002 RTP/AVP 8 101",
+            "a=rtpmap:101 telephone-event/8000",
+            "m=audio 6004 RTP/AVP 0",
+            "m=image 6006 udptl t38",
+            "m=application 6008 TCP/MSRP *",
+        ]);
+        let a = answered(&offer);
+        assert_eq!(a.negotiated.media_index, 2);
+        assert_eq!(a.negotiated.remote_rtp.port(), 6002);
+        let ports: Vec<u16> = a.session.media.iter().map(|m| m.port).collect();
+        assert_eq!(ports, vec![0, 0, 4000, 0, 0, 0]);
+        let kinds: Vec<&str> = a.session.media.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            vec!["video", "audio", "audio", "audio", "image", "application"]
+        );
+        assert_eq!(a.session.media[0].formats, vec!["96", "97"]);
+        assert_eq!(a.session.media[1].proto, Proto::RtpSavp);
+        assert_eq!(a.session.media[4].proto, Proto::Other("udptl".into()));
+        for (i, m) in a.session.media.iter().enumerate() {
+            if m.port == 0 {
+                assert!(
+                    m.attributes.is_empty(),
+                    "rejected stream {i} has attributes"
+                );
+            }
+        }
+        // The answer parses back to itself.
+        let text = a.session.to_string();
+        assert_eq!(Session::parse(text.as_bytes()).unwrap(), a.session);
+    }
+
+    #[test]
+    fn ptime_table() {
+        // (offer attributes, our ptime, expected send ptime)
+        let cases: &[(&[&str], u32, u32)] = &[
+            (&[], 20, 20),
+            (&[], 30, 30),
+            (&["a=ptime:30"], 20, 30),
+            (&["a=ptime:10"], 20, 10),
+            (&["a=ptime:5"], 20, 20),
+            (&["a=ptime:25"], 20, 20),
+            (&["a=ptime:0"], 20, 20),
+            (&["a=ptime:200"], 20, 20),
+            (&["a=maxptime:10"], 20, 10),
+            (&["a=ptime:60", "a=maxptime:40"], 20, 40),
+            (&["a=ptime:20", "a=maxptime:150"], 20, 20),
+            (&["a=ptime:20", "a=maxptime:3"], 20, 20),
+        ];
+        for (attrs, ours, expected) in cases {
+            let mut lines = vec!["m=audio 6000 RTP/AVP 0"];
+            lines.extend_from_slice(attrs);
+            let caps = LocalCapabilities {
+                ptime: *ours,
+                ..LocalCapabilities::default()
+            };
+            let a = answer(
+                &offer_with(&lines),
+                &caps,
+                &origin(),
+                local(),
+                Direction::SendRecv,
+            )
+            .unwrap();
+            assert_eq!(a.negotiated.ptime, *expected, "{attrs:?} ours {ours}");
+            assert_eq!(a.session.media[0].ptime(), Some(*ours));
+        }
+    }
+
+    #[test]
+    fn rtcp_address_table() {
+        let mux_off = LocalCapabilities {
+            rtcp_mux: false,
+            ..LocalCapabilities::default()
+        };
+        let default = LocalCapabilities::default();
+        // (caps, offer, expected rtcp, expected mux)
+        let cases: &[(&LocalCapabilities, &[&str], Option<&str>, bool)] = &[
+            (
+                &default,
+                &["m=audio 6000 RTP/AVP 0"],
+                Some("127.0.0.2:6001"),
+                false,
+            ),
+            (
+                &default,
+                &["m=audio 6000 RTP/AVP 0", "a=rtcp:7000"],
+                Some("127.0.0.2:7000"),
+                false,
+            ),
+            (
+                &default,
+                &["m=audio 6000 RTP/AVP 0", "a=rtcp:7000 IN IP4 127.0.0.9"],
+                Some("127.0.0.9:7000"),
+                false,
+            ),
+            (
+                &default,
+                &["m=audio 6000 RTP/AVP 0", "a=rtcp-mux"],
+                Some("127.0.0.2:6000"),
+                true,
+            ),
+            (
+                &default,
+                &["m=audio 6000 RTP/AVP 0", "a=rtcp:6000", "a=rtcp-mux"],
+                Some("127.0.0.2:6000"),
+                true,
+            ),
+            (
+                &mux_off,
+                &["m=audio 6000 RTP/AVP 0", "a=rtcp-mux"],
+                Some("127.0.0.2:6001"),
+                false,
+            ),
+            (&default, &["m=audio 65535 RTP/AVP 0"], None, false),
+        ];
+        for (caps, media, rtcp, mux) in cases {
+            let a = answer(
+                &offer_with(media),
+                caps,
+                &origin(),
+                local(),
+                Direction::SendRecv,
+            )
+            .unwrap();
+            let expected = rtcp.map(|r| r.parse::<SocketAddr>().unwrap());
+            assert_eq!(
+                (a.negotiated.remote_rtcp, a.negotiated.rtcp_mux),
+                (expected, *mux),
+                "{media:?}"
+            );
+            assert_eq!(a.session.media[0].rtcp_mux(), *mux);
+        }
+    }
+
+    #[test]
+    fn audio_level_extension() {
+        let in_media = offer_with(&[
+            "m=audio 6000 RTP/AVP 0",
+            "a=extmap:3 urn:ietf:params:rtp-hdrext:ssrc-audio-level vad=on",
+        ]);
+        let a = answered(&in_media);
+        assert_eq!(a.negotiated.audio_level_id, Some(3));
+        assert_eq!(
+            a.session.media[0].extmaps().next().unwrap().to_string(),
+            "3 urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+        );
+
+        let mut in_session = offer_with(&["m=audio 6000 RTP/AVP 0"]);
+        in_session.attributes.push(audio_level_attribute(5));
+        assert_eq!(answered(&in_session).negotiated.audio_level_id, Some(5));
+
+        let other_ext = offer_with(&[
+            "m=audio 6000 RTP/AVP 0",
+            "a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        ]);
+        let a = answered(&other_ext);
+        assert_eq!(a.negotiated.audio_level_id, None);
+        assert_eq!(a.session.media[0].extmaps().count(), 0);
+
+        let too_big = offer_with(&[
+            "m=audio 6000 RTP/AVP 0",
+            "a=extmap:300 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        ]);
+        assert_eq!(answered(&too_big).negotiated.audio_level_id, None);
+
+        let caps = LocalCapabilities {
+            audio_level: false,
+            ..LocalCapabilities::default()
+        };
+        let a = answer(&in_media, &caps, &origin(), local(), Direction::SendRecv).unwrap();
+        assert_eq!(a.negotiated.audio_level_id, None);
+    }
+
+    #[test]
+    fn g722_static_answer_writes_its_8000_clock() {
+        let a = answered(&offer_with(&["m=audio 6000 RTP/AVP 9"]));
+        assert_eq!(
+            a.session.media[0].rtpmap(9).unwrap().to_string(),
+            "9 G722/8000"
+        );
+        assert_eq!(a.negotiated.codec.clock_rate(), 8000);
+        assert_eq!(a.negotiated.codec.codec.sample_rate(), 16000);
+    }
+
+    #[test]
+    fn ipv6_answer_and_peer() {
+        let offer: Session = "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+            .parse()
+            .unwrap();
+        let ours: SocketAddr = "[::1]:4000".parse().unwrap();
+        let a = answer(
+            &offer,
+            &LocalCapabilities::default(),
+            &Origin::new(1, 1, ours.ip()),
+            ours,
+            Direction::SendRecv,
+        )
+        .unwrap();
+        assert_eq!(a.negotiated.remote_rtp, "[::1]:6000".parse().unwrap());
+        assert!(a.session.to_string().contains("c=IN IP6 ::1\r\n"));
+    }
+
+    #[test]
+    fn our_offer_text() {
+        let offer = offer(
+            &LocalCapabilities::default(),
+            &origin(),
+            local(),
+            Direction::SendRecv,
+        );
+        assert_eq!(
+            offer.to_string(),
+            "v=0\r\no=- 42 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 111 9 0 8 101 110\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n\
+             a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n\
+             a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-16\r\n\
+             a=ptime:20\r\na=sendrecv\r\na=rtcp-mux\r\n\
+             a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n"
+        );
+    }
+
+    #[test]
+    fn offer_skips_colliding_payload_types_and_unused_event_clocks() {
+        let caps = LocalCapabilities {
+            codecs: vec![
+                CodecConfig::standard(Codec::Pcmu),
+                CodecConfig {
+                    codec: Codec::Opus,
+                    payload_type: 101,
+                    fmtp: None,
+                },
+            ],
+            audio_level: false,
+            rtcp_mux: false,
+            ..LocalCapabilities::default()
+        };
+        let o = offer(&caps, &origin(), local(), Direction::SendOnly);
+        let m = &o.media[0];
+        // Opus took 101, so 8 kHz events (101) are dropped; 48 kHz ones stay.
+        assert_eq!(m.formats, vec!["0", "101", "110"]);
+        assert_eq!(m.direction(), Some(Direction::SendOnly));
+        assert!(!m.rtcp_mux());
+        assert_eq!(m.extmaps().count(), 0);
+    }
+
+    /// Our offer answered by our own answerer: both sides agree.
+    #[test]
+    fn offer_answer_loop_agrees_on_both_sides() {
+        let caps = LocalCapabilities::default();
+        let peer: SocketAddr = "127.0.0.2:6000".parse().unwrap();
+        for wish in [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ] {
+            let our_offer = offer(&caps, &origin(), local(), wish);
+            let their = answer(
+                &our_offer,
+                &caps,
+                &Origin::new(9, 9, peer.ip()),
+                peer,
+                Direction::SendRecv,
+            )
+            .unwrap();
+            let ours = accept_answer(&our_offer, &their.session).unwrap();
+            assert_eq!(ours.codec.codec, Codec::Opus);
+            assert_eq!(ours.codec.payload_type, their.negotiated.codec.payload_type);
+            assert_eq!(ours.telephone_event.as_ref().unwrap().payload_type, 110);
+            assert_eq!(ours.remote_rtp, peer);
+            assert_eq!(their.negotiated.remote_rtp, local());
+            assert!(ours.rtcp_mux && their.negotiated.rtcp_mux);
+            assert_eq!(ours.audio_level_id, Some(1));
+            assert_eq!(ours.direction, wish);
+            assert_eq!(their.negotiated.direction, wish.reversed());
+        }
+    }
+
+    fn our_offer() -> Session {
+        offer(
+            &LocalCapabilities::default(),
+            &origin(),
+            local(),
+            Direction::SendRecv,
+        )
+    }
+
+    fn answer_text(media: &[&str]) -> Session {
+        let mut text = String::from(
+            "v=0\r\no=- 5 5 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n",
+        );
+        for line in media {
+            text.push_str(line);
+            text.push_str("\r\n");
+        }
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn accept_answer_table() {
+        // (answer media, codec, send pt, receive pt, events send/receive pt)
+        let cases: &[(&[&str], Codec, u8, u8, Option<(u8, u8)>)] = &[
+            (&["m=audio 6000 RTP/AVP 0"], Codec::Pcmu, 0, 0, None),
+            (
+                &[
+                    "m=audio 6000 RTP/AVP 8 101",
+                    "a=rtpmap:101 telephone-event/8000",
+                ],
+                Codec::Pcma,
+                8,
+                8,
+                Some((101, 101)),
+            ),
+            // No rtpmap in the answer for a dynamic type: ours gives its meaning.
+            (
+                &["m=audio 6000 RTP/AVP 111 110"],
+                Codec::Opus,
+                111,
+                111,
+                Some((110, 110)),
+            ),
+            // The answerer renumbered (allowed): we send its numbers and
+            // receive ours.
+            (
+                &[
+                    "m=audio 6000 RTP/AVP 96 97",
+                    "a=rtpmap:96 opus/48000/2",
+                    "a=rtpmap:97 telephone-event/48000",
+                ],
+                Codec::Opus,
+                96,
+                111,
+                Some((97, 110)),
+            ),
+            // Several codecs answered: the first we offered is used.
+            (
+                &["m=audio 6000 RTP/AVP 18 9 0", "a=rtpmap:18 G729/8000"],
+                Codec::G722,
+                9,
+                9,
+                None,
+            ),
+            // Events at the wrong clock are ignored.
+            (&["m=audio 6000 RTP/AVP 0 110"], Codec::Pcmu, 0, 0, None),
+        ];
+        for (media, codec, send, receive, events) in cases {
+            let n = accept_answer(&our_offer(), &answer_text(media)).unwrap();
+            let te = n
+                .telephone_event
+                .as_ref()
+                .map(|t| (t.payload_type, t.receive_payload_type));
+            assert_eq!(
+                (
+                    n.codec.codec,
+                    n.codec.payload_type,
+                    n.codec.receive_payload_type,
+                    te
+                ),
+                (*codec, *send, *receive, *events),
+                "answer {media:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_answer_reads_transport_direction_and_options() {
+        let n = accept_answer(
+            &our_offer(),
+            &answer_text(&[
+                "m=audio 6000 RTP/AVP 111",
+                "a=fmtp:111 useinbandfec=1;maxplaybackrate=16000",
+                "a=ptime:40",
+                "a=recvonly",
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(n.remote_rtp, "127.0.0.2:6000".parse().unwrap());
+        assert_eq!(n.remote_rtcp, Some("127.0.0.2:6001".parse().unwrap()));
+        assert!(!n.rtcp_mux);
+        assert_eq!(n.ptime, 40);
+        assert_eq!(n.direction, Direction::SendOnly);
+        assert_eq!(n.remote_direction, Direction::RecvOnly);
+        assert_eq!(n.audio_level_id, Some(4));
+        assert!(n.codec.send_inband_fec());
+        assert_eq!(
+            n.codec.remote_params().get("maxplaybackrate"),
+            Some("16000")
+        );
+        assert_eq!(n.codec.local_fmtp.as_deref(), Some("useinbandfec=1"));
+
+        // Old-style hold in an answer: we must not send.
+        let n = accept_answer(
+            &our_offer(),
+            &answer_text(&["m=audio 6000 RTP/AVP 0", "c=IN IP4 0.0.0.0"]),
+        )
+        .unwrap();
+        assert_eq!(n.direction, Direction::RecvOnly);
+    }
+
+    #[test]
+    fn accept_answer_errors() {
+        let invalid = NegotiationError::InvalidAnswer;
+        let cases: &[(&[&str], NegotiationError)] = &[
+            (&["m=audio 0 RTP/AVP 0"], NegotiationError::AudioRejected),
+            (&[], invalid(InvalidAnswer::MediaCountMismatch)),
+            (
+                &["m=audio 6000 RTP/AVP 0", "m=video 0 RTP/AVP 96"],
+                invalid(InvalidAnswer::MediaCountMismatch),
+            ),
+            (
+                &["m=video 6000 RTP/AVP 96"],
+                invalid(InvalidAnswer::MediaKindMismatch),
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 18", "a=rtpmap:18 G729/8000"],
+                invalid(InvalidAnswer::NoOfferedCodec),
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 96", "a=rtpmap:96 iLBC/8000"],
+                invalid(InvalidAnswer::NoOfferedCodec),
+            ),
+            // Only events, no audio codec.
+            (
+                &["m=audio 6000 RTP/AVP 101"],
+                invalid(InvalidAnswer::NoOfferedCodec),
+            ),
+            (
+                &["m=audio 6000 RTP/AVP 0", "c=IN IP4 host.invalid"],
+                invalid(InvalidAnswer::NoConnectionAddress),
+            ),
+        ];
+        for (media, expected) in cases {
+            assert_eq!(
+                accept_answer(&our_offer(), &answer_text(media)).unwrap_err(),
+                *expected,
+                "{media:?}"
+            );
+        }
+        let no_audio = answer_text(&["m=video 5000 RTP/AVP 96"]);
+        assert_eq!(
+            accept_answer(&no_audio, &no_audio).unwrap_err(),
+            invalid(InvalidAnswer::OfferHasNoAudio)
+        );
+    }
+
+    #[test]
+    fn codecs_we_did_not_offer_are_not_accepted_from_an_answer() {
+        let caps = LocalCapabilities {
+            codecs: vec![CodecConfig::standard(Codec::Pcma)],
+            ..LocalCapabilities::default()
+        };
+        let o = offer(&caps, &origin(), local(), Direction::SendRecv);
+        let err = accept_answer(&o, &answer_text(&["m=audio 6000 RTP/AVP 0"])).unwrap_err();
+        assert_eq!(
+            err,
+            NegotiationError::InvalidAnswer(InvalidAnswer::NoOfferedCodec)
+        );
+    }
+
+    #[test]
+    fn answering_does_not_panic_on_odd_but_valid_offers() {
+        let odd: &[&[&str]] = &[
+            FULL_OFFER,
+            &["m=audio 6000/2 RTP/AVP 0"],
+            &["m=audio 6000 RTP/AVP 0 0 0"],
+            &["m=audio 6000 RTP/AVP 255 -1 abc 0"],
+            &["m=audio 6000 RTP/AVP 0", "a=rtpmap:0 telephone-event/8000"],
+            &["m=audio 6000 RTP/AVP 0", "a=fmtp:0"],
+            &[
+                "m=audio 6000 RTP/AVP 0",
+                "a=extmap:0 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+            ],
+        ];
+        for media in odd {
+            let _ = answer_default(&offer_with(media));
+        }
+        // PT 0 remapped to events: nothing usable is left.
+        assert_eq!(
+            not_acceptable(&offer_with(&[
+                "m=audio 6000 RTP/AVP 0",
+                "a=rtpmap:0 telephone-event/8000"
+            ])),
+            NotAcceptable::NoCommonCodec
+        );
+        assert_eq!(
+            answered(&offer_with(&[
+                "m=audio 6000 RTP/AVP 0",
+                "a=extmap:0 urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+            ]))
+            .negotiated
+            .audio_level_id,
+            None
+        );
+    }
+}
