@@ -16,7 +16,7 @@
 pub mod codec;
 // pub mod dtmf;
 pub mod error;
-// pub mod jitter;
+pub mod jitter;
 // pub mod mixer;
 // pub mod recorder;
 // pub mod room;

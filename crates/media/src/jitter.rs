@@ -1,0 +1,684 @@
+//! Adaptive jitter buffer: one per participant, between RTP arrival and
+//! the 20 ms tick.
+//!
+//! Meet first: [`JitterBuffer`] (`push(now, seq, ts, payload)` on arrival,
+//! `pop(now)` once per frame the room needs), [`Playout`] (what `pop`
+//! returns: a frame, a missing frame to conceal, or nothing yet) and
+//! [`JitterStats`] (what it did).
+//!
+//! How it decides. Every arrival gives a *transit* (arrival time minus
+//! media timestamp, in RTP clock units). The smallest transit in a sliding
+//! window (about 5 s) is the best-case path delay; the spread above it is
+//! the jitter. A frame's *slack* when we want to play it is how long ago it
+//! would have arrived on the best-case path. The buffer keeps slack within
+//! `[target, target + frame)`, where `target` is the jitter spread plus a
+//! small margin, clamped to `[min_delay, max_delay]` (20–120 ms by
+//! default). Below `target − frame/2` it stalls one frame (concealment
+//! without consuming: the delay grows); when slack has stayed above
+//! `target + frame` for half a second it drops one frame (the delay
+//! shrinks). On a clean network slack never leaves its band, so once
+//! settled nothing is inserted or dropped and the delay stays at the floor.
+//! A talk-spurt restart after silence suppression is the same stall rule:
+//! playout re-buffers to `target` before resuming.
+//!
+//! Not here: sequence-number extension (the caller passes extended numbers
+//! from [`crate::rtp::ReceiveStats`]), decoding and concealment.
+
+use std::time::{Duration, Instant};
+
+/// Jitter-buffer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct JitterConfig {
+    /// RTP clock rate of the stream.
+    pub clock_rate: u32,
+    /// Frame duration assumed until packets show otherwise (ptime).
+    pub frame: Duration,
+    /// Smallest target slack.
+    pub min_delay: Duration,
+    /// Largest target slack.
+    pub max_delay: Duration,
+    /// Packet slots (a power of two is not required).
+    pub slots: usize,
+    /// Largest payload stored per slot.
+    pub slot_bytes: usize,
+}
+
+impl JitterConfig {
+    /// Defaults for a stream: 20–120 ms, 32 slots.
+    pub fn new(clock_rate: u32, frame: Duration, slot_bytes: usize) -> Self {
+        Self {
+            clock_rate,
+            frame,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(120),
+            slots: 32,
+            slot_bytes,
+        }
+    }
+}
+
+/// Counters of what the buffer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Packets accepted into the buffer.
+    pub received: u64,
+    /// Frames handed out for decoding.
+    pub played: u64,
+    /// Packets that arrived after their playout time had passed.
+    pub late: u64,
+    /// Packets received twice.
+    pub duplicates: u64,
+    /// Packets too large for a slot.
+    pub oversize: u64,
+    /// Frames declared lost (a later packet was already there).
+    pub lost: u64,
+    /// Frames that were not there yet and nothing later was either
+    /// (underrun, or the sender paused).
+    pub underruns: u64,
+    /// Frames inserted to grow the delay.
+    pub stalls: u64,
+    /// Frames dropped to shrink the delay.
+    pub shrinks: u64,
+    /// Times the buffer was flushed because the stream jumped.
+    pub resyncs: u64,
+}
+
+/// What the room should play for this frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Playout<'a> {
+    /// Not started (nothing buffered yet, or still filling to target).
+    Idle,
+    /// A packet to decode.
+    Frame {
+        /// Extended sequence number.
+        seq: u64,
+        /// RTP timestamp.
+        timestamp: u32,
+        /// Payload bytes.
+        payload: &'a [u8],
+    },
+    /// No packet for this frame: conceal `duration` RTP clock units.
+    Missing {
+        /// Clock units to fill.
+        duration: u32,
+        /// `true` when a later packet is known to have arrived (the frame
+        /// is lost, not just not yet here).
+        lost: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seq: u64,
+    ts: i64,
+    len: u16,
+}
+
+const EMPTY: u64 = u64::MAX;
+const WINDOW: usize = 256;
+
+/// The adaptive playout buffer. See the module docs for the algorithm.
+#[derive(Debug)]
+pub struct JitterBuffer {
+    cfg: JitterConfig,
+    slots: Vec<Slot>,
+    data: Vec<u8>,
+    epoch: Option<Instant>,
+    last_ts: Option<(u32, i64)>,
+    frame_ts: i64,
+    // Next sequence to play and the timestamp expected for it.
+    play_seq: Option<u64>,
+    play_ts: i64,
+    started: bool,
+    ever_started: bool,
+    max_seq: Option<u64>,
+    transits: [i64; WINDOW],
+    n_transits: usize,
+    t_pos: usize,
+    since_recompute: usize,
+    base: i64,
+    target: i64,
+    calm_pops: u32,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    /// An empty buffer.
+    pub fn new(cfg: JitterConfig) -> Self {
+        let slots = cfg.slots.max(4);
+        let frame_ts = Self::units(cfg.clock_rate, cfg.frame).max(1);
+        Self {
+            cfg,
+            slots: vec![
+                Slot {
+                    seq: EMPTY,
+                    ts: 0,
+                    len: 0
+                };
+                slots
+            ],
+            data: vec![0; slots * cfg.slot_bytes],
+            epoch: None,
+            last_ts: None,
+            frame_ts,
+            play_seq: None,
+            play_ts: 0,
+            started: false,
+            ever_started: false,
+            max_seq: None,
+            transits: [0; WINDOW],
+            n_transits: 0,
+            t_pos: 0,
+            since_recompute: 0,
+            base: 0,
+            target: Self::units(cfg.clock_rate, cfg.min_delay),
+            calm_pops: 0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    fn units(rate: u32, d: Duration) -> i64 {
+        (d.as_nanos() * u128::from(rate) / 1_000_000_000) as i64
+    }
+
+    fn to_duration(&self, units: i64) -> Duration {
+        Duration::from_nanos(
+            (units.max(0) as u64).saturating_mul(1_000_000_000) / u64::from(self.cfg.clock_rate),
+        )
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Current target slack.
+    pub fn target_delay(&self) -> Duration {
+        self.to_duration(self.target)
+    }
+
+    /// Audio buffered ahead of the playout point (newest arrived frame end
+    /// minus next frame to play).
+    pub fn buffered(&self) -> Duration {
+        match (self.play_seq, self.max_seq) {
+            (Some(p), Some(m)) if m >= p => self.to_duration((m - p + 1) as i64 * self.frame_ts),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Frame duration in RTP clock units as observed.
+    pub fn frame_units(&self) -> u32 {
+        self.frame_ts as u32
+    }
+
+    /// Forgets everything (SSRC change, re-INVITE); counters are kept.
+    pub fn reset(&mut self) {
+        for s in &mut self.slots {
+            s.seq = EMPTY;
+        }
+        self.epoch = None;
+        self.last_ts = None;
+        self.play_seq = None;
+        self.started = false;
+        self.ever_started = false;
+        self.max_seq = None;
+        self.n_transits = 0;
+        self.t_pos = 0;
+        self.calm_pops = 0;
+        self.target = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
+    }
+
+    fn now_units(&mut self, now: Instant) -> i64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        Self::units(self.cfg.clock_rate, now.saturating_duration_since(epoch))
+    }
+
+    fn extend_ts(&mut self, ts: u32) -> i64 {
+        match self.last_ts {
+            None => {
+                self.last_ts = Some((ts, i64::from(ts)));
+                i64::from(ts)
+            }
+            Some((raw, ext)) => {
+                let ext = ext + i64::from(ts.wrapping_sub(raw) as i32);
+                self.last_ts = Some((ts, ext));
+                ext
+            }
+        }
+    }
+
+    /// Stores one packet that arrived at `now`. `seq` is the extended
+    /// sequence number.
+    pub fn push(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+        if payload.len() > self.cfg.slot_bytes {
+            self.stats.oversize += 1;
+            return;
+        }
+        let n = self.slots.len() as u64;
+        if let Some(p) = self.play_seq {
+            if seq < p {
+                // Too late to play, but it is exactly the evidence of
+                // jitter the target must learn from.
+                let ts_ext = self.extend_ts(ts);
+                let now_u = self.now_units(now);
+                self.record_transit(now_u - ts_ext);
+                self.stats.late += 1;
+                return;
+            }
+            if seq >= p + n {
+                // Far ahead of playout: the sender jumped (or we fell far
+                // behind). Start again from this packet.
+                self.stats.resyncs += 1;
+                self.reset();
+            }
+        }
+        let ts_ext = self.extend_ts(ts);
+        let idx = (seq % n) as usize;
+        if self.slots[idx].seq == seq {
+            self.stats.duplicates += 1;
+            return;
+        }
+        // Learn the frame length from neighbouring packets.
+        let prev = ((seq + n - 1) % n) as usize;
+        if seq > 0 && self.slots[prev].seq == seq - 1 {
+            let d = ts_ext - self.slots[prev].ts;
+            if d > 0 && d <= i64::from(self.cfg.clock_rate) / 5 {
+                self.frame_ts = d;
+            }
+        }
+        let off = idx * self.cfg.slot_bytes;
+        self.data[off..off + payload.len()].copy_from_slice(payload);
+        // Checked against slot_bytes above; slot sizes fit u16.
+        self.slots[idx] = Slot {
+            seq,
+            ts: ts_ext,
+            len: payload.len() as u16,
+        };
+        self.stats.received += 1;
+        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+        match self.play_seq {
+            None => self.play_seq = Some(seq),
+            Some(p) if !self.started && seq < p => self.play_seq = Some(seq),
+            _ => {}
+        }
+        let now_u = self.now_units(now);
+        self.record_transit(now_u - ts_ext);
+    }
+
+    fn record_transit(&mut self, transit: i64) {
+        self.transits[self.t_pos] = transit;
+        self.t_pos = (self.t_pos + 1) % WINDOW;
+        self.n_transits = (self.n_transits + 1).min(WINDOW);
+        self.since_recompute += 1;
+        // A new best path or a new worst delay must act at once; otherwise
+        // recomputing every 8 packets is plenty.
+        if self.n_transits == 1
+            || transit < self.base
+            || transit - self.base > self.target
+            || self.since_recompute >= 8
+        {
+            self.recompute();
+        }
+    }
+
+    fn recompute(&mut self) {
+        self.since_recompute = 0;
+        let w = &self.transits[..self.n_transits];
+        let base = w.iter().copied().min().unwrap_or(0);
+        // Third-largest excess: robust to one or two stray packets.
+        let mut top = [0i64; 3];
+        for &t in w {
+            let e = t - base;
+            if e > top[2] {
+                top[2] = e;
+                top.sort_unstable_by(|a, b| b.cmp(a));
+            }
+        }
+        let spread = if w.len() >= 3 { top[2] } else { top[0] };
+        let margin = i64::from(self.cfg.clock_rate) / 500; // 2 ms
+        let lo = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
+        let hi = Self::units(self.cfg.clock_rate, self.cfg.max_delay);
+        self.base = base;
+        self.target = (spread + margin).clamp(lo, hi);
+    }
+
+    fn slot(&self, seq: u64) -> Option<&Slot> {
+        let s = &self.slots[(seq % self.slots.len() as u64) as usize];
+        (s.seq == seq).then_some(s)
+    }
+
+    /// Payload of the next packet to play, if present (Opus FEC source).
+    pub fn next_payload(&self) -> Option<&[u8]> {
+        let p = self.play_seq?;
+        let s = self.slot(p)?;
+        let idx = (p % self.slots.len() as u64) as usize;
+        let off = idx * self.cfg.slot_bytes;
+        Some(&self.data[off..off + usize::from(s.len)])
+    }
+
+    /// Decides what to play for the frame due at `now`.
+    pub fn pop(&mut self, now: Instant) -> Playout<'_> {
+        let Some(mut p) = self.play_seq else {
+            return Playout::Idle;
+        };
+        let now_u = self.now_units(now);
+        let half = self.frame_ts / 2;
+        let next = self.slot(p).map(|s| s.ts);
+        let due_ts = next.unwrap_or(self.play_ts);
+        let slack = now_u - (due_ts + self.base);
+
+        if !self.started {
+            if next.is_none() || slack < self.target {
+                if self.ever_started {
+                    self.stats.underruns += 1;
+                    self.play_ts = due_ts + self.frame_ts;
+                    return Playout::Missing {
+                        duration: self.frame_ts as u32,
+                        lost: false,
+                    };
+                }
+                return Playout::Idle;
+            }
+            self.started = true;
+            self.ever_started = true;
+            self.calm_pops = 0;
+        } else if slack < self.target - half {
+            // Too close to the best-case arrival: let the delay grow by one
+            // frame instead of consuming.
+            self.stats.stalls += 1;
+            self.calm_pops = 0;
+            self.play_ts = due_ts;
+            return Playout::Missing {
+                duration: self.frame_ts as u32,
+                lost: false,
+            };
+        }
+
+        if next.is_none() {
+            let lost = self.max_seq.is_some_and(|m| m > p);
+            self.calm_pops = 0;
+            self.play_ts = due_ts + self.frame_ts;
+            if lost {
+                self.stats.lost += 1;
+                self.play_seq = Some(p + 1);
+            } else {
+                // Nothing to play and nothing newer: the sender paused or the
+                // path stalled. Re-buffer to target before resuming.
+                self.stats.underruns += 1;
+                self.started = false;
+            }
+            return Playout::Missing {
+                duration: self.frame_ts as u32,
+                lost,
+            };
+        }
+
+        if slack >= self.target + self.frame_ts && self.slot(p + 1).is_some() {
+            self.calm_pops += 1;
+            if self.calm_pops >= 25 {
+                // Consistently a frame too much buffered: drop one.
+                self.calm_pops = 0;
+                self.stats.shrinks += 1;
+                self.clear(p);
+                p += 1;
+            }
+        } else {
+            self.calm_pops = 0;
+        }
+
+        let idx = (p % self.slots.len() as u64) as usize;
+        let s = self.slots[idx];
+        self.slots[idx].seq = EMPTY;
+        self.play_seq = Some(p + 1);
+        self.play_ts = s.ts + self.frame_ts;
+        self.stats.played += 1;
+        let off = idx * self.cfg.slot_bytes;
+        Playout::Frame {
+            seq: p,
+            timestamp: s.ts as u32,
+            payload: &self.data[off..off + usize::from(s.len)],
+        }
+    }
+
+    fn clear(&mut self, seq: u64) {
+        let idx = (seq % self.slots.len() as u64) as usize;
+        self.slots[idx].seq = EMPTY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn jb() -> JitterBuffer {
+        JitterBuffer::new(JitterConfig::new(8000, 20 * MS, 160))
+    }
+
+    /// Plays a schedule: packet i (seq i, ts 160 i) arrives at
+    /// `arrival(i)`; the tick runs every 20 ms starting at `tick0`. Returns
+    /// per tick the played sequence (or None) and the buffer.
+    fn run(
+        n: u64,
+        arrival: impl Fn(u64) -> Option<Duration>,
+        tick0: Duration,
+        ticks: u64,
+    ) -> (Vec<Option<u64>>, JitterBuffer, Vec<Duration>) {
+        let t0 = Instant::now();
+        let mut b = jb();
+        let mut events: Vec<(Duration, u64)> =
+            (0..n).filter_map(|i| arrival(i).map(|a| (a, i))).collect();
+        events.sort();
+        let mut out = Vec::new();
+        let mut delays = Vec::new();
+        let mut ei = 0;
+        for k in 0..ticks {
+            let now = tick0 + 20 * MS * k as u32;
+            while ei < events.len() && events[ei].0 <= now {
+                let (_, i) = events[ei];
+                b.push(t0 + events[ei].0, i, (i * 160) as u32, &[i as u8; 160]);
+                ei += 1;
+            }
+            match b.pop(t0 + now) {
+                Playout::Frame { seq, payload, .. } => {
+                    assert_eq!(payload[0], seq as u8);
+                    if let Some(a) = arrival(seq) {
+                        delays.push(now - a);
+                    }
+                    out.push(Some(seq));
+                }
+                _ => out.push(None),
+            }
+        }
+        (out, b, delays)
+    }
+
+    #[test]
+    fn clean_network_sits_at_the_floor_for_every_phase() {
+        for phase_ms in 0..20u32 {
+            let (out, b, delays) = run(600, |i| Some(20 * MS * i as u32), phase_ms * MS, 590);
+            let st = b.stats();
+            assert_eq!(st.stalls, 0, "phase {phase_ms}");
+            assert_eq!(st.shrinks, 0, "phase {phase_ms}");
+            assert_eq!(st.lost + st.underruns, 0, "phase {phase_ms}");
+            assert_eq!(b.target_delay(), 20 * MS);
+            // After start, every tick plays the next packet.
+            let first = out.iter().position(|o| o.is_some()).unwrap();
+            assert!(first <= 3, "started after {first} ticks");
+            for w in out[first..].windows(2) {
+                assert_eq!(w[1].unwrap(), w[0].unwrap() + 1);
+            }
+            let max = delays.iter().max().unwrap();
+            let min = delays.iter().min().unwrap();
+            assert!(
+                *min >= 20 * MS && *max < 40 * MS,
+                "phase {phase_ms}: {min:?}..{max:?}"
+            );
+            assert_eq!(min, max, "delay shifted");
+        }
+    }
+
+    #[test]
+    fn small_scheduling_noise_does_not_disturb() {
+        // ±1 ms arrival noise, tick phase equal to arrival phase: the worst
+        // case for a buffer without margin.
+        let noise = |i: u64| (i * 7919 % 3) as u32 * MS;
+        let (_, b, delays) = run(
+            1500,
+            |i| Some(20 * MS * i as u32 + noise(i)),
+            Duration::ZERO,
+            1490,
+        );
+        let st = b.stats();
+        assert_eq!(st.stalls + st.shrinks + st.lost + st.underruns, 0, "{st:?}");
+        let max = delays.iter().max().unwrap();
+        assert!(*max < 45 * MS, "{max:?}");
+    }
+
+    #[test]
+    fn reordering_within_target_is_repaired() {
+        // Swap every 10th pair.
+        let arr = |i: u64| {
+            let j = if i % 10 == 4 {
+                i + 1
+            } else if i % 10 == 5 {
+                i - 1
+            } else {
+                i
+            };
+            Some(20 * MS * j as u32 + 3 * MS)
+        };
+        let (out, b, _) = run(300, arr, Duration::ZERO, 290);
+        let played: Vec<u64> = out.into_iter().flatten().collect();
+        assert!(played.windows(2).all(|w| w[1] == w[0] + 1), "out of order");
+        assert_eq!(b.stats().lost, 0);
+    }
+
+    #[test]
+    fn loss_is_reported_once_per_frame() {
+        let (out, b, _) = run(
+            300,
+            |i| (i % 25 != 7).then(|| 20 * MS * i as u32 + 5 * MS),
+            Duration::ZERO,
+            290,
+        );
+        let st = b.stats();
+        assert!(st.lost >= 10 && st.lost <= 12, "{st:?}");
+        assert_eq!(st.stalls, 0);
+        let played: Vec<u64> = out.into_iter().flatten().collect();
+        assert!(!played.iter().any(|s| s % 25 == 7));
+    }
+
+    #[test]
+    fn jitter_grows_target_then_calm_shrinks_it() {
+        // First 10 s: every 5th packet is 60 ms late. Then 20 s clean.
+        let arr = |i: u64| {
+            let late = i < 500 && i % 5 == 0;
+            Some(20 * MS * i as u32 + if late { 60 * MS } else { Duration::ZERO })
+        };
+        let t0 = Instant::now();
+        let mut b = jb();
+        let mut events: Vec<(Duration, u64)> = (0..1500).map(|i| (arr(i).unwrap(), i)).collect();
+        events.sort();
+        let mut ei = 0;
+        let mut target_at_10s = Duration::ZERO;
+        let mut late_after_grow = 0;
+        for k in 0..1490u32 {
+            let now = 20 * MS * k + 7 * MS;
+            while ei < events.len() && events[ei].0 <= now {
+                let i = events[ei].1;
+                b.push(t0 + events[ei].0, i, (i * 160) as u32, &[0; 160]);
+                ei += 1;
+            }
+            let _ = b.pop(t0 + now);
+            if k == 499 {
+                target_at_10s = b.target_delay();
+                late_after_grow = b.stats().late;
+            }
+        }
+        assert!(
+            target_at_10s >= 60 * MS && target_at_10s <= 70 * MS,
+            "{target_at_10s:?}"
+        );
+        // Once grown, the late packets were caught: only the first few
+        // were too late.
+        assert!(late_after_grow <= 3, "late {late_after_grow}");
+        assert_eq!(b.target_delay(), 20 * MS);
+        assert!(b.stats().shrinks >= 2, "{:?}", b.stats());
+        assert!(b.buffered() <= 60 * MS, "{:?}", b.buffered());
+    }
+
+    #[test]
+    fn delay_is_clamped_to_max() {
+        let arr =
+            |i: u64| Some(20 * MS * i as u32 + if i % 3 == 0 { 400 * MS } else { Duration::ZERO });
+        let (_, b, _) = run(400, arr, Duration::ZERO, 390);
+        assert_eq!(b.target_delay(), 120 * MS);
+    }
+
+    #[test]
+    fn duplicates_and_late_are_dropped() {
+        let t0 = Instant::now();
+        let mut b = jb();
+        b.push(t0, 10, 1600, &[1; 160]);
+        b.push(t0, 10, 1600, &[1; 160]);
+        assert_eq!(b.stats().duplicates, 1);
+        assert!(matches!(
+            b.pop(t0 + 20 * MS),
+            Playout::Frame { seq: 10, .. }
+        ));
+        b.push(t0 + 21 * MS, 9, 1440, &[1; 160]);
+        assert_eq!(b.stats().late, 1);
+        b.push(t0, 11, 1760, &[0; 400]);
+        assert_eq!(b.stats().oversize, 1);
+    }
+
+    #[test]
+    fn talk_spurt_after_silence_rebuffers() {
+        // 1 s of talk, 2 s silence (no packets, seq continues), 1 s talk.
+        let arr =
+            |i: u64| Some(20 * MS * i as u32 + if i >= 50 { 2000 * MS } else { Duration::ZERO });
+        let t0 = Instant::now();
+        let mut b = jb();
+        let mut played = Vec::new();
+        let mut k = 0u32;
+        let mut next = 0u64;
+        while k < 250 {
+            let now = 20 * MS * k + 9 * MS;
+            while next < 100 && arr(next).unwrap() <= now {
+                // The second spurt's timestamps jump with the pause.
+                let ts = if next >= 50 {
+                    next * 160 + 16000
+                } else {
+                    next * 160
+                };
+                b.push(t0 + arr(next).unwrap(), next, ts as u32, &[0; 160]);
+                next += 1;
+            }
+            if let Playout::Frame { seq, .. } = b.pop(t0 + now) {
+                played.push((seq, now - arr(seq).unwrap()));
+            }
+            k += 1;
+        }
+        assert_eq!(played.len(), 100, "every packet played");
+        assert_eq!(b.stats().late, 0);
+        for (seq, d) in &played {
+            assert!(*d >= 20 * MS && *d < 40 * MS, "seq {seq} delay {d:?}");
+        }
+    }
+
+    #[test]
+    fn far_jump_resyncs() {
+        let t0 = Instant::now();
+        let mut b = jb();
+        b.push(t0, 1, 160, &[0; 160]);
+        let _ = b.pop(t0 + 30 * MS);
+        b.push(t0 + 40 * MS, 5000, 800_000, &[7; 160]);
+        assert_eq!(b.stats().resyncs, 1);
+        assert!(matches!(
+            b.pop(t0 + 80 * MS),
+            Playout::Frame { seq: 5000, .. }
+        ));
+    }
+}
