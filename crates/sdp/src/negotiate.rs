@@ -1094,7 +1094,13 @@ mod tests {
         };
         let default = LocalCapabilities::default();
         // (caps, offer, expected codec, expected (send pt, clock) of events)
-        let cases: &[(&LocalCapabilities, &[&str], Codec, Option<(u8, u32)>)] = &[
+        type Case<'a> = (
+            &'a LocalCapabilities,
+            &'a [&'a str],
+            Codec,
+            Option<(u8, u32)>,
+        );
+        let cases: &[Case] = &[
             (
                 &default,
                 &[
@@ -1651,7 +1657,8 @@ mod tests {
     #[test]
     fn accept_answer_table() {
         // (answer media, codec, send pt, receive pt, events send/receive pt)
-        let cases: &[(&[&str], Codec, u8, u8, Option<(u8, u8)>)] = &[
+        type Case<'a> = (&'a [&'a str], Codec, u8, u8, Option<(u8, u8)>);
+        let cases: &[Case] = &[
             (&["m=audio 6000 RTP/AVP 0"], Codec::Pcmu, 0, 0, None),
             (
                 &[
