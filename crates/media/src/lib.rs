@@ -14,7 +14,7 @@
 //! which the runtime calls off the tick path. `palaver-media-rt` drives it.
 
 pub mod codec;
-// pub mod dtmf;
+pub mod dtmf;
 pub mod error;
 pub mod jitter;
 // pub mod mixer;
