@@ -43,6 +43,9 @@ mod parse;
 mod state;
 mod write;
 
+#[cfg(test)]
+mod client_samples;
+
 pub use codec::{Codec, FmtpParams};
 pub use error::{
     Error, InvalidAnswer, NegotiationError, NotAcceptable, ParseError, ParseErrorKind,
