@@ -184,3 +184,39 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(src in "\\PC*") {
+            let _ = parse(Language::En, &src);
+        }
+
+        /// Damaged copies of a real file (a slice cut out, a line replaced)
+        /// are refused or accepted, never a panic; an accepted one still
+        /// has every prompt.
+        #[test]
+        fn parsing_damaged_files_never_panics(
+            lang in proptest::sample::select(Language::ALL),
+            cut_at in any::<prop::sample::Index>(),
+            cut_len in 0usize..200,
+            junk in "\\PC{0,40}",
+        ) {
+            let src = source(lang);
+            let start = cut_at.index(src.len());
+            let start = (0..=start).rev().find(|&i| src.is_char_boundary(i)).unwrap_or(0);
+            let end = (start + cut_len).min(src.len());
+            let end = (end..=src.len()).find(|&i| src.is_char_boundary(i)).unwrap_or(src.len());
+            let damaged = format!("{}{}{}", &src[..start], junk, &src[end..]);
+            if let Ok(texts) = parse(lang, &damaged) {
+                for &id in PromptId::ALL {
+                    prop_assert!(!texts.prompt(id).trim().is_empty());
+                }
+            }
+        }
+    }
+}

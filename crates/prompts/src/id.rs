@@ -342,3 +342,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_language() -> impl Strategy<Value = Language> {
+        proptest::sample::select(Language::ALL)
+    }
+
+    proptest! {
+        #[test]
+        fn language_parsing_never_panics(s in "\\PC*") {
+            let _ = s.parse::<Language>();
+        }
+
+        #[test]
+        fn language_tags_in_any_case_with_any_region_parse(
+            lang in any_language(),
+            upper in proptest::collection::vec(any::<bool>(), 2),
+            region in proptest::option::of(("[-_]", "[A-Za-z0-9]{1,8}")),
+        ) {
+            let mut tag: String = lang
+                .code()
+                .chars()
+                .zip(&upper)
+                .map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            if let Some((sep, sub)) = region {
+                tag.push_str(&sep);
+                tag.push_str(&sub);
+            }
+            prop_assert_eq!(tag.parse::<Language>(), Ok(lang));
+        }
+
+        #[test]
+        fn language_display_round_trips(lang in any_language()) {
+            prop_assert_eq!(lang.to_string().parse::<Language>(), Ok(lang));
+        }
+
+        #[test]
+        fn prompt_id_parsing_never_panics_and_round_trips(
+            s in "\\PC*",
+            id in proptest::sample::select(PromptId::ALL),
+        ) {
+            if let Ok(parsed) = s.parse::<PromptId>() {
+                prop_assert_eq!(parsed.as_str(), s.as_str());
+            }
+            prop_assert_eq!(id.to_string().parse::<PromptId>(), Ok(id));
+        }
+    }
+}
