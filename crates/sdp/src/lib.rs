@@ -45,6 +45,8 @@ mod write;
 
 #[cfg(test)]
 mod client_samples;
+#[cfg(test)]
+mod proptests;
 
 pub use codec::{Codec, FmtpParams};
 pub use error::{
