@@ -329,11 +329,10 @@ impl ToneDetector {
     }
 
     fn evaluate(&self) -> Option<char> {
-        let mut p = [0f32; 8];
-        for i in 0..8 {
-            p[i] = self.s1[i] * self.s1[i] + self.s2[i] * self.s2[i]
-                - self.coeffs[i] * self.s1[i] * self.s2[i];
-        }
+        let p: [f32; 8] = std::array::from_fn(|i| {
+            self.s1[i] * self.s1[i] + self.s2[i] * self.s2[i]
+                - self.coeffs[i] * self.s1[i] * self.s2[i]
+        });
         let best = |r: &[f32]| {
             let (i, &v) = r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
             Some((i, v))

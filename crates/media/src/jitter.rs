@@ -574,7 +574,7 @@ mod tests {
     fn jitter_grows_target_then_calm_shrinks_it() {
         // First 10 s: every 5th packet is 60 ms late. Then 20 s clean.
         let arr = |i: u64| {
-            let late = i < 500 && i % 5 == 0;
+            let late = i < 500 && i.is_multiple_of(5);
             Some(20 * MS * i as u32 + if late { 60 * MS } else { Duration::ZERO })
         };
         let t0 = Instant::now();
@@ -611,8 +611,16 @@ mod tests {
 
     #[test]
     fn delay_is_clamped_to_max() {
-        let arr =
-            |i: u64| Some(20 * MS * i as u32 + if i % 3 == 0 { 400 * MS } else { Duration::ZERO });
+        let arr = |i: u64| {
+            Some(
+                20 * MS * i as u32
+                    + if i.is_multiple_of(3) {
+                        400 * MS
+                    } else {
+                        Duration::ZERO
+                    },
+            )
+        };
         let (_, b, _) = run(400, arr, Duration::ZERO, 390);
         assert_eq!(b.target_delay(), 120 * MS);
     }

@@ -17,11 +17,11 @@ pub mod codec;
 pub mod dtmf;
 pub mod error;
 pub mod jitter;
-// pub mod mixer;
+pub mod mixer;
 // pub mod recorder;
 // pub mod room;
 pub mod rtcp;
 pub mod rtp;
-// pub mod source;
+pub mod source;
 
 pub use error::{Error, Result};
