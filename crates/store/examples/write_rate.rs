@@ -53,8 +53,13 @@ async fn raw_commits(sync: SqliteSynchronous) -> Result<f64, Box<dyn std::error:
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(sync);
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").execute(&pool).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .execute(&pool)
+        .await?;
     let start = Instant::now();
     for i in 0..N {
         sqlx::query("INSERT INTO t (v) VALUES ($1)")

@@ -1276,3 +1276,20 @@ async fn open_sqlite_uses_wal_and_creates_the_data_dir() {
     assert_eq!(again.lines().await.unwrap().len(), 1);
     again.close().await;
 }
+
+#[tokio::test]
+async fn sqlite_commits_survive_a_crash() {
+    // Copy the files while the store is still open and never closed or
+    // checkpointed: that is what a killed process leaves on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(None, dir.path()).await.unwrap();
+    let l = store.create_line(&line("1001")).await.unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    for name in ["palaver.db", "palaver.db-wal"] {
+        std::fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
+    }
+    let recovered = Store::open(None, crashed.path()).await.unwrap();
+    assert_eq!(recovered.line(l.id).await.unwrap(), l);
+    recovered.close().await;
+    store.close().await;
+}
