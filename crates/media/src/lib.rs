@@ -18,7 +18,7 @@ pub mod dtmf;
 pub mod error;
 pub mod jitter;
 pub mod mixer;
-// pub mod recorder;
+pub mod recorder;
 // pub mod room;
 pub mod rtcp;
 pub mod rtp;
