@@ -11,7 +11,9 @@
 # anything but tests at it. Idempotent: `start` on a running cluster only
 # prints the URL; `start` after `stop` reuses the data. Run as root, it runs
 # the server as the `postgres` user (created by Debian's package) or, failing
-# that, a `palaver-pg` system user; as anyone else, as that user. If no
+# that, a `palaver-pg` system user; as anyone else, as that user. If that user
+# cannot reach DIR (e.g. DIR is under /root), the cluster's files go to
+# /tmp/palaver-pg-<hash of DIR> instead and DIR keeps the port file. If no
 # PostgreSQL server binaries are found and we are root, Debian's `postgresql`
 # package is installed.
 set -euo pipefail
@@ -21,9 +23,6 @@ usage() { echo "usage: $0 start|stop|url DIR" >&2; exit 2; }
 cmd=$1
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
-data="$dir/data"
-run="$dir/run"
-log="$dir/postgres.log"
 db=palaver_test
 
 find_bindir() {
@@ -67,6 +66,16 @@ else
     as_pg() { "$@"; }
 fi
 
+# Where the cluster's own files live: DIR itself when the server's user can
+# reach it, else a fixed folder under /tmp derived from DIR.
+root=$dir
+if [[ $(id -u) -eq 0 ]] && ! as_pg test -x "$dir"; then
+    root=/tmp/palaver-pg-$(printf '%s' "$dir" | md5sum | cut -c1-12)
+    mkdir -p "$root"
+fi
+data="$root/data"
+run="$root/run"
+log="$root/postgres.log"
 port_file="$dir/port"
 url_of() { echo "postgres://postgres@127.0.0.1:$1/$db"; }
 
@@ -105,17 +114,13 @@ start)
     fi
     mkdir -p "$run"
     if [[ $(id -u) -eq 0 ]]; then
-        chown "$pg_user" "$dir" "$run"
+        chown "$pg_user" "$root" "$run"
         touch "$log" && chown "$pg_user" "$log"
-        if ! as_pg test -w "$dir"; then
-            echo "$0: user $pg_user cannot reach $dir (check the permissions of its parents); use a directory under /tmp" >&2
-            exit 1
-        fi
     fi
     if [[ ! -f $data/PG_VERSION ]]; then
         rm -rf "$data"
-        as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
-            { cat "$dir/initdb.log" >&2; exit 1; }
+        as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >"$root/initdb.log" 2>&1 ||
+            { cat "$root/initdb.log" >&2; exit 1; }
         cat >>"$data/postgresql.conf" <<CONF
 # palaver test server: throwaway, loopback only, fast.
 listen_addresses = '127.0.0.1'
