@@ -1,0 +1,283 @@
+//! Drives a [`Pbx`] on tokio: the transports feed it, a timer wakes it, the
+//! store receives its writes in order, and a [`PbxHandle`] lets the rest of
+//! the server reload the directory or shut it down.
+//!
+//! One task owns the core (no lock around it); a second task applies store
+//! writes one after another so a binding's upsert and delete never race.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use palaver_sip::Transport;
+use palaver_sip_rt::{SipTransports, TransportConfig, TransportEvent};
+use palaver_store::Store;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::core::{Pbx, PbxConfig, StoreOp};
+use crate::directory::Directory;
+use crate::registrar::Registration;
+
+/// Errors starting the PBX.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Transport(#[from] palaver_sip_rt::TransportError),
+    #[error("loading from the store: {0}")]
+    Store(#[from] palaver_store::StoreError),
+}
+
+/// What the PBX runtime needs.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub pbx: PbxConfig,
+    pub transports: TransportConfig,
+    /// The IP to write in Via/Contact when a listener is bound to a wildcard.
+    pub advertise_ip: Option<std::net::IpAddr>,
+}
+
+enum Command {
+    Reload,
+    SetDirectory(Box<Directory>),
+    Shutdown(oneshot::Sender<()>),
+    Stats(oneshot::Sender<PbxStats>),
+}
+
+/// A snapshot of the core's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PbxStats {
+    pub calls: usize,
+    pub registrations: usize,
+    pub transactions: usize,
+}
+
+/// Talks to the running PBX.
+#[derive(Clone)]
+pub struct PbxHandle {
+    commands: mpsc::Sender<Command>,
+    local: HashMap<Transport, SocketAddr>,
+}
+
+impl PbxHandle {
+    /// The bound SIP address per transport.
+    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+        self.local.get(&t).copied()
+    }
+
+    /// Re-reads lines, trunks, numbers and rooms from the store.
+    pub async fn reload(&self) {
+        let _ = self.commands.send(Command::Reload).await;
+    }
+
+    pub async fn stats(&self) -> Option<PbxStats> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stats(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops accepting calls, hangs up every call with BYE, waits for the
+    /// BYEs to be answered (at most a few seconds) and for every store write
+    /// to be applied.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Loads the directory from the store.
+pub async fn load_directory(store: &Store) -> Result<Directory, palaver_store::StoreError> {
+    Ok(Directory::new(
+        store.lines().await?,
+        store.trunks().await?,
+        store.numbers().await?,
+        store.rooms().await?,
+    ))
+}
+
+/// The secret that signs digest nonces, kept in the store so nonces handed
+/// out before a restart stay valid after it.
+async fn nonce_secret(store: &Store) -> Result<[u8; 32], palaver_store::StoreError> {
+    if let Some(hex) = store.get_setting("sip.nonce_secret").await?
+        && let Some(bytes) = decode_hex32(&hex)
+    {
+        return Ok(bytes);
+    }
+    let secret: [u8; 32] = rand::random();
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    store.set_setting("sip.nonce_secret", &hex).await?;
+    Ok(secret)
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hi = (chunk[0] as char).to_digit(16)?;
+        let lo = (chunk[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Binds the transports, loads the store and starts the core task.
+pub async fn start(mut config: RuntimeConfig, store: Store) -> Result<PbxHandle, RuntimeError> {
+    let (transports, mut inbound) = SipTransports::bind(&config.transports).await?;
+    let mut local = HashMap::new();
+    for t in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+        if let Some(mut a) = transports.local_addr(t) {
+            if a.ip().is_unspecified() {
+                a.set_ip(
+                    config
+                        .advertise_ip
+                        .unwrap_or_else(|| std::net::IpAddr::from([127, 0, 0, 1])),
+                );
+            }
+            local.insert(t, a);
+        }
+    }
+    config.pbx.local = local.clone();
+
+    let dir = load_directory(&store).await?;
+    let now_ms = palaver_store::now_ms();
+    let regs: Vec<Registration> = store
+        .all_bindings(now_ms)
+        .await?
+        .iter()
+        .filter_map(Registration::from_binding)
+        .collect();
+    info!(
+        lines = dir.lines().count(),
+        registrations = regs.len(),
+        "PBX directory loaded"
+    );
+    let secret = nonce_secret(&store).await?;
+    let mut pbx = Pbx::new(config.pbx.clone(), dir, secret, Instant::now(), now_ms);
+    pbx.restore_bindings(regs);
+
+    let (store_tx, store_rx) = mpsc::unbounded_channel::<StoreWrite>();
+    tokio::spawn(store_writer(store.clone(), store_rx));
+
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let reload_tx = cmd_tx.clone();
+    tokio::spawn(async move {
+        let mut shutdown: Option<(oneshot::Sender<()>, tokio::time::Instant)> = None;
+        loop {
+            let deadline = pbx
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                ev = inbound.recv() => {
+                    let Some(ev) = ev else { break };
+                    let now = Instant::now();
+                    handle_transport_event(&mut pbx, now, ev);
+                    // Take whatever else is already queued before flushing.
+                    for _ in 0..256 {
+                        match inbound.try_recv() {
+                            Ok(ev) => handle_transport_event(&mut pbx, now, ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    pbx.handle_timeout(Instant::now());
+                }
+                cmd = cmd_rx.recv() => {
+                    match cmd {
+                        None => break,
+                        Some(Command::Reload) => {
+                            let store = store.clone();
+                            let tx = reload_tx.clone();
+                            tokio::spawn(async move {
+                                match load_directory(&store).await {
+                                    Ok(d) => { let _ = tx.send(Command::SetDirectory(Box::new(d))).await; }
+                                    Err(e) => error!(error = %e, "reloading the directory failed"),
+                                }
+                            });
+                        }
+                        Some(Command::SetDirectory(d)) => pbx.set_directory(*d),
+                        Some(Command::Stats(tx)) => {
+                            let _ = tx.send(PbxStats {
+                                calls: pbx.call_count(),
+                                registrations: pbx.registration_count(Instant::now()),
+                                transactions: pbx.transaction_count(),
+                            });
+                        }
+                        Some(Command::Shutdown(tx)) => {
+                            info!(calls = pbx.call_count(), "shutting down: hanging up calls");
+                            pbx.begin_shutdown(Instant::now());
+                            shutdown = Some((tx, tokio::time::Instant::now() + Duration::from_secs(5)));
+                        }
+                    }
+                }
+            }
+            while let Some(t) = pbx.poll_transmit() {
+                transports.send(t);
+            }
+            while let Some(op) = pbx.poll_store() {
+                let _ = store_tx.send(StoreWrite::Op(op));
+            }
+            if let Some((_, until)) = &shutdown {
+                // Wait for the BYEs to be answered (their transactions end),
+                // but not forever.
+                let calls_done = pbx.call_count() == 0;
+                if (calls_done && pbx.is_idle_enough()) || tokio::time::Instant::now() >= *until {
+                    let (done_tx, done_rx) = oneshot::channel();
+                    let _ = store_tx.send(StoreWrite::Flush(done_tx));
+                    let _ = done_rx.await;
+                    transports.shutdown();
+                    if let Some((tx, _)) = shutdown.take() {
+                        let _ = tx.send(());
+                    }
+                    break;
+                }
+            }
+        }
+    });
+    Ok(PbxHandle {
+        commands: cmd_tx,
+        local,
+    })
+}
+
+fn handle_transport_event(pbx: &mut Pbx, now: Instant, ev: TransportEvent) {
+    match ev {
+        TransportEvent::Message(m) => {
+            let m = *m;
+            pbx.handle_inbound(now, m.peer, m.message);
+        }
+        TransportEvent::Closed(_) => {}
+    }
+}
+
+enum StoreWrite {
+    Op(StoreOp),
+    Flush(oneshot::Sender<()>),
+}
+
+async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>) {
+    while let Some(w) = rx.recv().await {
+        match w {
+            StoreWrite::Op(op) => {
+                let res = match &op {
+                    StoreOp::UpsertBinding(b) => store.upsert_binding(b).await.map(|_| ()),
+                    StoreOp::DeleteBinding { line, contact } => {
+                        store.delete_binding(*line, contact).await.map(|_| ())
+                    }
+                    StoreOp::InsertCdr(c) => store.insert_cdr(c).await.map(|_| ()),
+                };
+                if let Err(e) = res {
+                    warn!(error = %e, ?op, "store write failed");
+                }
+            }
+            StoreWrite::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
