@@ -96,6 +96,8 @@ pub enum Playout<'a> {
         timestamp: u32,
         /// Payload bytes.
         payload: &'a [u8],
+        /// RFC 6464 level (−dBov) if the packet carried one.
+        level: Option<u8>,
     },
     /// No packet for this frame: conceal `duration` RTP clock units.
     Missing {
@@ -112,9 +114,11 @@ struct Slot {
     seq: u64,
     ts: i64,
     len: u16,
+    level: u8,
 }
 
 const EMPTY: u64 = u64::MAX;
+const NO_LEVEL: u8 = 0xFF;
 const WINDOW: usize = 256;
 
 /// The adaptive playout buffer. See the module docs for the algorithm.
@@ -153,7 +157,8 @@ impl JitterBuffer {
                 Slot {
                     seq: EMPTY,
                     ts: 0,
-                    len: 0
+                    len: 0,
+                    level: NO_LEVEL,
                 };
                 slots
             ],
@@ -250,6 +255,19 @@ impl JitterBuffer {
     /// Stores one packet that arrived at `now`. `seq` is the extended
     /// sequence number.
     pub fn push(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+        self.push_with_level(now, seq, ts, payload, None);
+    }
+
+    /// [`Self::push`] with the packet's RFC 6464 audio level (−dBov), which
+    /// comes back with the frame so the room can skip decoding silence.
+    pub fn push_with_level(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        ts: u32,
+        payload: &[u8],
+        level: Option<u8>,
+    ) {
         if payload.len() > self.cfg.slot_bytes {
             self.stats.oversize += 1;
             return;
@@ -293,6 +311,7 @@ impl JitterBuffer {
             seq,
             ts: ts_ext,
             len: payload.len() as u16,
+            level: level.map_or(NO_LEVEL, |l| l & 0x7F),
         };
         self.stats.received += 1;
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
@@ -363,6 +382,19 @@ impl JitterBuffer {
         };
         let now_u = self.now_units(now);
         let half = self.frame_ts / 2;
+        if !self.started
+            && self.slot(p).is_none()
+            && let Some(m) = self.max_seq
+            && m > p
+        {
+            // Re-buffering after an underrun, and the frame we stopped at
+            // never came while later ones did: it is lost, resume from the
+            // first one present.
+            let first = (p + 1..=m).find(|&q| self.slot(q).is_some()).unwrap_or(m);
+            self.stats.lost += first - p;
+            p = first;
+            self.play_seq = Some(p);
+        }
         let next = self.slot(p).map(|s| s.ts);
         let due_ts = next.unwrap_or(self.play_ts);
         let slack = now_u - (due_ts + self.base);
@@ -437,6 +469,7 @@ impl JitterBuffer {
             seq: p,
             timestamp: s.ts as u32,
             payload: &self.data[off..off + usize::from(s.len)],
+            level: (s.level != NO_LEVEL).then_some(s.level),
         }
     }
 

@@ -19,7 +19,7 @@ pub mod error;
 pub mod jitter;
 pub mod mixer;
 pub mod recorder;
-// pub mod room;
+pub mod room;
 pub mod rtcp;
 pub mod rtp;
 pub mod source;
