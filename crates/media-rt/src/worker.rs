@@ -1,0 +1,534 @@
+//! One media worker thread: owns whole rooms and their sockets, waits on
+//! epoll (mio) for packets, commands and the next 20 ms tick, and drives
+//! each `MediaRoom` through its handle/poll cycle.
+//!
+//! Nothing here is shared with other workers on the per-tick path: rooms,
+//! sockets and buffers are owned by the thread. The port pool mutex is only
+//! taken when participants leave.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge, Histogram};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use palaver_media::room::{
+    MediaEvent, MediaRoom, PacketKind, ParticipantId, ParticipantSpec, RoomCommand, RoomConfig,
+    TICK,
+};
+use tokio::sync::mpsc::Sender;
+
+use crate::ports::BoundPorts;
+use crate::writer::WriterMsg;
+use crate::{RoomEvent, RoomId, Shared};
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+pub(crate) enum WorkerCommand {
+    CreateRoom {
+        id: RoomId,
+        config: RoomConfig,
+        events: Sender<RoomEvent>,
+    },
+    CloseRoom {
+        id: RoomId,
+    },
+    AddParticipant {
+        room: RoomId,
+        id: ParticipantId,
+        spec: ParticipantSpec,
+        ports: BoundPorts,
+    },
+    RemoveParticipant {
+        room: RoomId,
+        id: ParticipantId,
+    },
+    Room {
+        room: RoomId,
+        cmd: RoomCommand,
+    },
+    DtmfInfo {
+        room: RoomId,
+        id: ParticipantId,
+        digit: char,
+        duration: Duration,
+    },
+    Shutdown,
+}
+
+struct SocketEntry {
+    socket: UdpSocket,
+    room: RoomId,
+    participant: ParticipantId,
+    rtcp: bool,
+}
+
+struct ParticipantGauges {
+    loss: Gauge,
+    jitter: Gauge,
+    rtt: Gauge,
+    strangers: Counter,
+}
+
+struct Legs {
+    rtp: usize,
+    rtcp: Option<usize>,
+    port: u16,
+    gauges: ParticipantGauges,
+}
+
+struct RoomEntry {
+    room: MediaRoom,
+    events: Sender<RoomEvent>,
+    legs: HashMap<ParticipantId, Legs>,
+}
+
+struct WorkerMetrics {
+    tick: Histogram,
+    lateness: Histogram,
+    events_dropped: Counter,
+    send_dropped: Counter,
+    record_dropped: Counter,
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    poll: Poll,
+    commands: Receiver<WorkerCommand>,
+    rooms: HashMap<RoomId, RoomEntry>,
+    sockets: Vec<Option<SocketEntry>>,
+    free_tokens: Vec<usize>,
+    shared: Arc<Shared>,
+    writer: SyncSender<WriterMsg>,
+    returns: Receiver<(RoomId, Vec<i16>)>,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    metrics: WorkerMetrics,
+}
+
+/// Sends everything a room produced: datagrams out of the right socket,
+/// events to the control plane (never blocking), record blocks to the
+/// writer.
+fn flush(
+    entry: &mut RoomEntry,
+    room_id: RoomId,
+    sockets: &[Option<SocketEntry>],
+    out: &mut [u8],
+    writer: &SyncSender<WriterMsg>,
+    metrics: &WorkerMetrics,
+    shared: &Shared,
+) {
+    while let Some(t) = entry.room.poll_transmit(out) {
+        let Some(legs) = entry.legs.get(&t.participant) else {
+            continue;
+        };
+        let token = match (t.kind, legs.rtcp) {
+            (PacketKind::Rtcp, Some(r)) => r,
+            _ => legs.rtp,
+        };
+        if let Some(Some(s)) = sockets.get(token)
+            && s.socket.send_to(&out[..t.len], t.to).is_err()
+        {
+            // Full socket buffer or unreachable peer: RTP is loss-tolerant.
+            metrics.send_dropped.increment(1);
+        }
+    }
+    while let Some(e) = entry.room.poll_event() {
+        if let MediaEvent::Stats { participant, stats } = &e
+            && let Some(legs) = entry.legs.get(participant)
+        {
+            legs.gauges.loss.set(f64::from(stats.fraction_lost));
+            legs.gauges.jitter.set(stats.jitter_ms / 1000.0);
+            if let Some(rtt) = stats.rtt {
+                legs.gauges.rtt.set(rtt.as_secs_f64());
+            }
+            legs.gauges.strangers.absolute(stats.strangers_dropped);
+        }
+        if entry.events.try_send(RoomEvent::Media(e)).is_err() {
+            metrics.events_dropped.increment(1);
+            shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    while let Some(b) = entry.room.poll_record_block() {
+        if let Err(err) = writer.try_send(WriterMsg::Block {
+            room: room_id,
+            block: b,
+        }) {
+            metrics.record_dropped.increment(1);
+            if let std::sync::mpsc::TrySendError::Full(WriterMsg::Block { block, .. })
+            | std::sync::mpsc::TrySendError::Disconnected(WriterMsg::Block { block, .. }) = err
+            {
+                entry.room.recycle_record_block(block.samples);
+            }
+        }
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        commands: Receiver<WorkerCommand>,
+        shared: Arc<Shared>,
+        writer: SyncSender<WriterMsg>,
+        returns: Receiver<(RoomId, Vec<i16>)>,
+    ) -> Self {
+        let w = index.to_string();
+        Self {
+            index,
+            poll,
+            commands,
+            rooms: HashMap::new(),
+            sockets: Vec::new(),
+            free_tokens: Vec::new(),
+            shared,
+            writer,
+            returns,
+            recv_buf: vec![0; 2048],
+            send_buf: vec![0; 2048],
+            metrics: WorkerMetrics {
+                tick: metrics::histogram!("palaver_mixer_tick_seconds", "worker" => w.clone()),
+                lateness: metrics::histogram!("palaver_mixer_tick_lateness_seconds", "worker" => w.clone()),
+                events_dropped: metrics::counter!("palaver_media_events_dropped_total", "worker" => w.clone()),
+                send_dropped: metrics::counter!("palaver_rtp_send_dropped_total", "worker" => w.clone()),
+                record_dropped: metrics::counter!("palaver_recording_blocks_dropped_total", "worker" => w),
+            },
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let now = Instant::now();
+            let timeout = next_tick.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(worker = self.index, error = %e, "media worker poll failed");
+                break;
+            }
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    continue;
+                }
+                self.drain_socket(token.0);
+            }
+            if !self.drain_commands() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                let lateness = now - next_tick;
+                self.metrics.lateness.record(lateness.as_secs_f64());
+                self.tick(now);
+                self.metrics.tick.record(now.elapsed().as_secs_f64());
+                next_tick += TICK;
+                if next_tick <= now {
+                    // More than a tick behind: do not burst to catch up.
+                    next_tick = now + TICK;
+                }
+            }
+        }
+        let _ = self.writer.try_send(WriterMsg::Stop);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        while let Ok((room, samples)) = self.returns.try_recv() {
+            if let Some(e) = self.rooms.get_mut(&room) {
+                e.room.recycle_record_block(samples);
+            }
+        }
+        for (id, entry) in self.rooms.iter_mut() {
+            entry.room.handle_tick(now);
+            flush(
+                entry,
+                *id,
+                &self.sockets,
+                &mut self.send_buf,
+                &self.writer,
+                &self.metrics,
+                &self.shared,
+            );
+        }
+    }
+
+    fn drain_socket(&mut self, token: usize) {
+        loop {
+            let Some(Some(entry)) = self.sockets.get(token) else {
+                return;
+            };
+            let (n, from): (usize, SocketAddr) = match entry.socket.recv_from(&mut self.recv_buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP errors surface here on Linux; nothing to read.
+                Err(_) => return,
+            };
+            let (room_id, participant, rtcp) = (entry.room, entry.participant, entry.rtcp);
+            let Some(room) = self.rooms.get_mut(&room_id) else {
+                return;
+            };
+            let now = Instant::now();
+            if rtcp {
+                room.room
+                    .handle_rtcp(now, participant, &self.recv_buf[..n], from);
+            } else {
+                room.room
+                    .handle_rtp(now, participant, &self.recv_buf[..n], from);
+            }
+            flush(
+                room,
+                room_id,
+                &self.sockets,
+                &mut self.send_buf,
+                &self.writer,
+                &self.metrics,
+                &self.shared,
+            );
+        }
+    }
+
+    fn register(
+        &mut self,
+        socket: std::net::UdpSocket,
+        room: RoomId,
+        participant: ParticipantId,
+        rtcp: bool,
+    ) -> Option<usize> {
+        let mut socket = UdpSocket::from_std(socket);
+        let token = self.free_tokens.pop().unwrap_or_else(|| {
+            self.sockets.push(None);
+            self.sockets.len() - 1
+        });
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(token), Interest::READABLE)
+        {
+            tracing::error!(error = %e, "registering an RTP socket");
+            self.free_tokens.push(token);
+            return None;
+        }
+        self.sockets[token] = Some(SocketEntry {
+            socket,
+            room,
+            participant,
+            rtcp,
+        });
+        Some(token)
+    }
+
+    fn unregister(&mut self, token: usize) {
+        if let Some(slot) = self.sockets.get_mut(token)
+            && let Some(mut e) = slot.take()
+        {
+            let _ = self.poll.registry().deregister(&mut e.socket);
+            self.free_tokens.push(token);
+        }
+    }
+
+    fn drop_legs(&mut self, legs: Legs) {
+        self.unregister(legs.rtp);
+        if let Some(r) = legs.rtcp {
+            self.unregister(r);
+        }
+        self.shared.participants[self.index].fetch_sub(1, Ordering::Relaxed);
+        // Sockets are closed now; the ports can be reused.
+        if let Ok(mut pool) = self.shared.ports.lock() {
+            pool.release(legs.port);
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            let now = Instant::now();
+            match cmd {
+                WorkerCommand::Shutdown => {
+                    let ids: Vec<RoomId> = self.rooms.keys().copied().collect();
+                    for id in ids {
+                        self.close_room(id);
+                    }
+                    return false;
+                }
+                WorkerCommand::CreateRoom { id, config, events } => {
+                    match MediaRoom::new(now, config) {
+                        Ok(room) => {
+                            self.rooms.insert(
+                                id,
+                                RoomEntry {
+                                    room,
+                                    events,
+                                    legs: HashMap::new(),
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            let _ = events.try_send(RoomEvent::CommandFailed {
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                WorkerCommand::CloseRoom { id } => self.close_room(id),
+                WorkerCommand::AddParticipant {
+                    room,
+                    id,
+                    spec,
+                    ports,
+                } => self.add_participant(now, room, id, spec, ports),
+                WorkerCommand::RemoveParticipant { room, id } => {
+                    let Some(entry) = self.rooms.get_mut(&room) else {
+                        continue;
+                    };
+                    let r = entry
+                        .room
+                        .handle_command(now, RoomCommand::RemoveParticipant { id });
+                    let legs = entry.legs.remove(&id);
+                    if let Err(e) = r {
+                        let _ = entry.events.try_send(RoomEvent::CommandFailed {
+                            reason: e.to_string(),
+                        });
+                    }
+                    self.flush_room(room);
+                    if let Some(l) = legs {
+                        self.drop_legs(l);
+                    }
+                }
+                WorkerCommand::Room { room, cmd } => {
+                    let Some(entry) = self.rooms.get_mut(&room) else {
+                        continue;
+                    };
+                    if let Err(e) = entry.room.handle_command(now, cmd) {
+                        let _ = entry.events.try_send(RoomEvent::CommandFailed {
+                            reason: e.to_string(),
+                        });
+                    }
+                    self.flush_room(room);
+                }
+                WorkerCommand::DtmfInfo {
+                    room,
+                    id,
+                    digit,
+                    duration,
+                } => {
+                    let Some(entry) = self.rooms.get_mut(&room) else {
+                        continue;
+                    };
+                    if let Err(e) = entry.room.handle_dtmf_info(now, id, digit, duration) {
+                        let _ = entry.events.try_send(RoomEvent::CommandFailed {
+                            reason: e.to_string(),
+                        });
+                    }
+                    self.flush_room(room);
+                }
+            }
+        }
+    }
+
+    fn flush_room(&mut self, room: RoomId) {
+        if let Some(entry) = self.rooms.get_mut(&room) {
+            flush(
+                entry,
+                room,
+                &self.sockets,
+                &mut self.send_buf,
+                &self.writer,
+                &self.metrics,
+                &self.shared,
+            );
+        }
+    }
+
+    fn add_participant(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        id: ParticipantId,
+        spec: ParticipantSpec,
+        ports: BoundPorts,
+    ) {
+        let port = ports.port;
+        let release = |shared: &Shared| {
+            shared.participants[self.index].fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut pool) = shared.ports.lock() {
+                pool.release(port);
+            }
+        };
+        let Some(entry) = self.rooms.get_mut(&room) else {
+            drop(ports);
+            release(&self.shared);
+            return;
+        };
+        if let Err(e) = entry
+            .room
+            .handle_command(now, RoomCommand::AddParticipant { id, spec })
+        {
+            let _ = entry.events.try_send(RoomEvent::CommandFailed {
+                reason: e.to_string(),
+            });
+            drop(ports);
+            release(&self.shared);
+            return;
+        }
+        let Some(rtp) = self.register(ports.rtp, room, id, false) else {
+            return;
+        };
+        let rtcp = ports.rtcp.and_then(|s| self.register(s, room, id, true));
+        let (r, p) = (room.0.to_string(), id.0.to_string());
+        let gauges = ParticipantGauges {
+            loss: metrics::gauge!("palaver_rtp_loss_fraction", "room" => r.clone(), "participant" => p.clone()),
+            jitter: metrics::gauge!("palaver_rtp_jitter_seconds", "room" => r.clone(), "participant" => p.clone()),
+            rtt: metrics::gauge!("palaver_rtp_rtt_seconds", "room" => r.clone(), "participant" => p.clone()),
+            strangers: metrics::counter!("palaver_rtp_strangers_dropped_total", "room" => r, "participant" => p),
+        };
+        if let Some(entry) = self.rooms.get_mut(&room) {
+            entry.legs.insert(
+                id,
+                Legs {
+                    rtp,
+                    rtcp,
+                    port,
+                    gauges,
+                },
+            );
+        }
+        self.flush_room(room);
+    }
+
+    fn close_room(&mut self, id: RoomId) {
+        let Some(mut entry) = self.rooms.remove(&id) else {
+            return;
+        };
+        // Finish a recording in progress so its file is closed properly.
+        let _ = entry
+            .room
+            .handle_command(Instant::now(), RoomCommand::StopRecording);
+        flush(
+            &mut entry,
+            id,
+            &self.sockets,
+            &mut self.send_buf,
+            &self.writer,
+            &self.metrics,
+            &self.shared,
+        );
+        for (_, legs) in entry.legs.drain() {
+            self.drop_legs(legs);
+        }
+        self.shared.rooms[self.index].fetch_sub(1, Ordering::Relaxed);
+        let _ = entry.events.try_send(RoomEvent::Closed);
+    }
+}
