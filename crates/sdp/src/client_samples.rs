@@ -221,7 +221,8 @@ a=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:110 telephone-event/48000\r\n\
 a=rtpmap:126 telephone-event/8000\r\n";
 
-const ALL: &[(&str, &str)] = &[
+/// Every sample with its client's name.
+pub(crate) const ALL: &[(&str, &str)] = &[
     ("sipp uac", SIPP_UAC),
     ("sipp uac_pcap", SIPP_UAC_PCAP),
     ("baresip", BARESIP),

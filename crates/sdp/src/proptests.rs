@@ -545,4 +545,64 @@ proptest! {
         prop_assert_eq!(back.remote_rtp, local());
         prop_assert!((10..=120).contains(&n.ptime));
     }
+
+    /// Real client offers with lines dropped, duplicated, swapped or edited:
+    /// negotiation never panics, and whenever we answer on the offer's first
+    /// enabled audio line, the offerer side accepts our answer with the same
+    /// codec and payload types.
+    #[test]
+    fn mutated_client_offers_negotiate_consistently(
+        sample in prop::sample::select(crate::client_samples::ALL),
+        edits in prop::collection::vec(
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>(), 0u8..4, "[ -~]{0,12}"),
+            0..6,
+        ),
+    ) {
+        let mut lines: Vec<String> = sample.1.lines().map(str::to_owned).collect();
+        for (a, b, op, junk) in edits {
+            if lines.is_empty() {
+                break;
+            }
+            let (i, j) = (a.index(lines.len()), b.index(lines.len()));
+            match op {
+                0 => {
+                    lines.remove(i);
+                }
+                1 => {
+                    let copy = lines[i].clone();
+                    lines.insert(j, copy);
+                }
+                2 => lines.swap(i, j),
+                _ => {
+                    let cut = lines[i].char_indices().nth(j % 8 + 2).map_or(lines[i].len(), |(k, _)| k);
+                    lines[i].truncate(cut);
+                    lines[i].push_str(&junk);
+                }
+            }
+        }
+        let text = lines.join("\r\n");
+        let Ok(offer) = Session::parse(text.as_bytes()) else {
+            return Ok(());
+        };
+        let origin = Origin::new(1, 1, local().ip());
+        for wish in [Direction::SendRecv, Direction::SendOnly] {
+            let Ok(a) = answer(&offer, &LocalCapabilities::default(), &origin, local(), wish) else {
+                continue;
+            };
+            let wire = Session::parse(a.session.to_string().as_bytes()).unwrap();
+            prop_assert_eq!(&wire, &a.session);
+            let first_audio = offer
+                .media
+                .iter()
+                .position(|m| m.kind == MediaKind::Audio && m.port != 0);
+            if first_audio == Some(a.negotiated.media_index) {
+                let back = accept_answer(&offer, &wire);
+                prop_assert!(back.is_ok(), "offerer refused our answer {:?}\noffer:\n{}", back, text);
+                let back = back.unwrap();
+                prop_assert_eq!(back.codec.codec, a.negotiated.codec.codec);
+                prop_assert_eq!(back.codec.payload_type, a.negotiated.codec.payload_type);
+                prop_assert_eq!(back.direction, a.negotiated.direction.reversed());
+            }
+        }
+    }
 }
