@@ -1,36 +1,76 @@
-//! HTTP for Palaver: `/metrics` (Prometheus) and `/healthz` today; the REST
-//! API, control panel and live follow/control pages are built on this router.
+//! HTTP for Palaver: the REST API (`/api/v1`, with its OpenAPI document), the
+//! control panel, the secret live follow/control pages with their WebSocket,
+//! `/metrics` (Prometheus) and `/healthz`.
 //!
-//! [`router`] builds the axum app from a [`WebState`]; the binary serves it.
+//! Meet [`WebState`] first: what the handlers share (the [`palaver_store::Store`],
+//! the metrics handle, a [`LiveRooms`] implementation and a hook called after
+//! directory changes), built with [`WebState::new`] from a [`WebConfig`].
+//! [`router`] turns it into the axum app the binary serves;
+//! [`ensure_admin`] creates the first administrator at start. Every failure
+//! is one [`Error`], mapped to HTTP in one place.
+//!
+//! Live rooms come through the [`LiveRooms`] trait so that this crate does
+//! not depend on the conference layer: the binary implements it; until then
+//! [`NoLiveRooms`] shows every room as idle.
+//!
+//! Not here: SIP, media, the database schema (see `palaver-store`).
+//!
+//! ```no_run
+//! # async fn demo(store: palaver_store::Store, metrics: metrics_exporter_prometheus::PrometheusHandle)
+//! # -> Result<(), palaver_web::Error> {
+//! if let Some(password) = palaver_web::ensure_admin(&store, None).await? {
+//!     println!("admin password: {password}");
+//! }
+//! let state = palaver_web::WebState::new(store, metrics, palaver_web::WebConfig::new("/var/lib/palaver"));
+//! let app = palaver_web::router(state);
+//! # let _ = app; Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod error;
+mod follow;
+mod live;
+mod observe;
+mod panel;
+mod recordings;
+mod rooms;
+mod state;
+mod uploads;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusHandle;
 
-/// What the handlers share.
-#[derive(Clone)]
-pub struct WebState {
-    /// Renders the process's metrics.
-    pub metrics: PrometheusHandle,
-}
+pub use api::{ApiDoc, ApiJson};
+pub use auth::{
+    ApiCaller, DEFAULT_ADMIN, LoginLimiter, PanelSession, SESSION_COOKIE, ensure_admin,
+    hash_password, sha256_hex, verify_password,
+};
+pub use error::{Error, ErrorBody, FieldErrors, Result};
+pub use follow::CLOSE_REVOKED;
+pub use live::{
+    ControlCommand, LiveError, LiveRooms, NoLiveRooms, ParticipantId, ParticipantView, RoomEvent,
+    RoomSnapshot, SequencedEvent, SharedLiveRooms, Subscription, SubscriptionStart,
+};
+pub use rooms::NO_PIN_WARNING;
+pub use state::{DirectoryHook, WebConfig, WebState};
+pub use uploads::{AudioFormat, UploadKind, check_audio};
 
-/// The HTTP application.
+/// The HTTP application: panel, API, live pages, `/metrics`, `/healthz`,
+/// with request metrics and logs around all of them.
 pub fn router(state: WebState) -> Router {
+    let max_upload = state.config.max_upload_bytes;
     Router::new()
-        .route("/", get(index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .merge(api::routes(max_upload))
+        .merge(follow::routes())
+        .merge(panel::routes(max_upload))
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><title>Palaver</title><h1>Palaver</h1>",
-        "<p>The PBX is running. Metrics: <a href=\"/metrics\">/metrics</a>.</p>"
-    ))
 }
 
 async fn metrics(State(s): State<WebState>) -> impl IntoResponse {
