@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Digest realm.
     #[arg(long, env = "PALAVER_REALM")]
     pub realm: Option<String>,
+    /// Digest algorithms offered, in order, e.g. `SHA-256,MD5` (default `MD5`;
+    /// both are always accepted).
+    #[arg(long, env = "PALAVER_AUTH_ALGORITHMS", value_delimiter = ',')]
+    pub auth_algorithms: Option<Vec<String>>,
     /// Create demo lines, rooms and a local trunk if they are missing.
     #[arg(long, env = "PALAVER_DEMO")]
     pub demo: bool,
@@ -113,6 +117,7 @@ pub struct FileConfig {
     pub rtp_ports: Option<PortRange>,
     pub advertise_ip: Option<IpAddr>,
     pub realm: Option<String>,
+    pub auth_algorithms: Option<Vec<String>>,
     pub log: Option<String>,
 }
 
@@ -127,6 +132,7 @@ pub struct Settings {
     pub rtp_ports: PortRange,
     pub advertise_ip: Option<IpAddr>,
     pub realm: String,
+    pub auth_algorithms: Vec<palaver_sip::auth::Algorithm>,
     pub demo: bool,
     pub demo_password: Option<String>,
     pub ready_file: Option<PathBuf>,
@@ -160,6 +166,20 @@ impl Settings {
                 }
             }
         };
+        let algorithm_names = args
+            .auth_algorithms
+            .or(file.auth_algorithms)
+            .unwrap_or_else(|| vec!["MD5".into()]);
+        let mut auth_algorithms = Vec::new();
+        for name in &algorithm_names {
+            match palaver_sip::auth::Algorithm::parse(name.trim()) {
+                Some(a) => auth_algorithms.push(a),
+                None => bail!("unknown digest algorithm {name:?} (use MD5 or SHA-256)"),
+            }
+        }
+        if auth_algorithms.is_empty() {
+            bail!("at least one digest algorithm is needed (MD5 or SHA-256)");
+        }
         Ok(Settings {
             data_dir: args
                 .data_dir
@@ -183,6 +203,7 @@ impl Settings {
                 high: 20000,
             }),
             advertise_ip: args.advertise_ip.or(file.advertise_ip),
+            auth_algorithms,
             realm: args
                 .realm
                 .or(file.realm)

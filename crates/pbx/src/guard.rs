@@ -20,10 +20,12 @@ use crate::directory::Directory;
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
     pub realm: String,
-    /// Offered in this order. RFC 8760 asks for the preferred one first, but
-    /// many deployed clients (SIPp 3.6, older phones) take the first
-    /// challenge and fail on SHA-256, so MD5 leads by default and SHA-256
-    /// follows for clients that look further. Both are always accepted.
+    /// Challenges offered, in this order (RFC 8760: preferred first).
+    /// Credentials in either algorithm are always accepted. MD5 alone is the
+    /// default because deployed clients break on a SHA-256 challenge:
+    /// SIPp 3.6 answers only the first challenge and cannot do SHA-256, and
+    /// baresip 1.0 abandons the registration when any challenge is SHA-256
+    /// (see docs/decisions/0004-digest-algorithms.md).
     pub algorithms: Vec<Algorithm>,
     pub nonce_lifetime: Duration,
     pub max_failures: u32,
@@ -35,7 +37,7 @@ impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {
             realm: "palaver".into(),
-            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            algorithms: vec![Algorithm::Md5],
             nonce_lifetime: Duration::from_secs(300),
             max_failures: 10,
             window: Duration::from_secs(60),
@@ -206,6 +208,13 @@ mod tests {
         )
     }
 
+    fn both() -> GuardConfig {
+        GuardConfig {
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            ..GuardConfig::default()
+        }
+    }
+
     fn answer(guard: &AuthGuard, pw: &str, alg_index: usize, now_ms: u64) -> String {
         let ch = Challenge::parse(&guard.challenges(now_ms, false)[alg_index]).unwrap();
         Credentials::answer(&ch, "REGISTER", "sip:127.0.0.1", "1001", pw, 1, "cn").to_header_value()
@@ -213,7 +222,7 @@ mod tests {
 
     #[test]
     fn md5_and_sha256_both_work() {
-        let mut g = AuthGuard::new(GuardConfig::default(), [3; 32]);
+        let mut g = AuthGuard::new(both(), [3; 32]);
         let t = Instant::now();
         let src: IpAddr = "127.0.0.1".parse().unwrap();
         for i in 0..2 {
@@ -227,7 +236,7 @@ mod tests {
 
     #[test]
     fn stale_nonce_is_rechallenged_with_stale() {
-        let mut g = AuthGuard::new(GuardConfig::default(), [3; 32]);
+        let mut g = AuthGuard::new(both(), [3; 32]);
         let v = answer(&g, "secret", 0, 1000);
         let out = g.check(
             Some(&v),
@@ -242,7 +251,7 @@ mod tests {
 
     #[test]
     fn ten_failures_block_the_source_then_it_cools_down() {
-        let mut g = AuthGuard::new(GuardConfig::default(), [3; 32]);
+        let mut g = AuthGuard::new(both(), [3; 32]);
         let t0 = Instant::now();
         let src: IpAddr = "127.0.0.9".parse().unwrap();
         for i in 0..10 {

@@ -144,6 +144,20 @@ impl SipTransports {
 
         let mut tcp_local = Vec::new();
         for addr in &config.tcp {
+            // With port 0, try the port UDP got on the same IP first, so one
+            // "host:port" serves both transports as SIP users expect.
+            let same_port = udp
+                .iter()
+                .map(|(u, _): &(SocketAddr, Arc<UdpSocket>)| *u)
+                .find(|u| addr.port() == 0 && u.ip() == addr.ip());
+            if let Some(u) = same_port
+                && let Ok(l) = TcpListener::bind(u).await
+            {
+                info!(local = %u, "SIP TCP listening");
+                tcp_local.push(u);
+                tokio::spawn(accept_loop(l, u, None, shared.clone()));
+                continue;
+            }
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|source| TransportError::Bind {
