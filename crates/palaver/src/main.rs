@@ -125,7 +125,16 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", s.http_listen))?;
     let http_addr = http.local_addr()?;
-    let app = palaver_web::router(palaver_web::WebState { metrics });
+    let admin_env = std::env::var("PALAVER_ADMIN_PASSWORD").ok();
+    if let Some(pw) = palaver_web::ensure_admin(&store, admin_env.as_deref())
+        .await
+        .context("creating the admin user")?
+    {
+        println!("\n  Web panel login (shown once): user admin, password {pw}");
+    }
+    let web_config = palaver_web::WebConfig::new(&s.data_dir);
+    let web = palaver_web::WebState::new(store.clone(), metrics, web_config);
+    let app = palaver_web::router(web).into_make_service_with_connect_info::<SocketAddr>();
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
         let _ = axum::serve(http, app)

@@ -834,7 +834,7 @@ mod tests {
     fn times_format_in_utc() {
         assert_eq!(fmt_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(fmt_time(951_782_400_000), "2000-02-29 00:00 UTC");
-        assert_eq!(fmt_time(1_795_000_000_000), "2026-11-18 10:26 UTC");
+        assert_eq!(fmt_time(1_795_000_000_000), "2026-11-18 11:06 UTC");
         assert_eq!(fmt_duration(3_723_000), "1h 02m 03s");
         assert_eq!(fmt_duration(65_000), "1m 05s");
     }
