@@ -330,11 +330,11 @@ impl JitterBuffer {
         self.n_transits = (self.n_transits + 1).min(WINDOW);
         self.since_recompute += 1;
         // A new best path or a new worst delay must act at once; otherwise
-        // recomputing every 8 packets is plenty.
+        // recomputing every 16 packets is plenty.
         if self.n_transits == 1
             || transit < self.base
             || transit - self.base > self.target
-            || self.since_recompute >= 8
+            || self.since_recompute >= 16
         {
             self.recompute();
         }

@@ -137,6 +137,7 @@ impl Limiter {
 #[derive(Debug, Clone, Copy, Default)]
 struct SlotState {
     used: bool,
+    known_level: bool,
     flags: SlotFlags,
     mean_square: i64,
     score: i64,
@@ -144,6 +145,26 @@ struct SlotState {
     selected: bool,
     output: Option<MixOutput>,
     limiter: Limiter,
+}
+
+/// Mean of the squared samples. Eight f32 lanes so it vectorises; f32
+/// precision is ample for level decisions.
+#[inline]
+pub fn mean_square(pcm: &[i16]) -> i64 {
+    let mut lanes = [0f32; 8];
+    let chunks = pcm.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            let x = f32::from(x);
+            *l += x * x;
+        }
+    }
+    let mut total: f64 = lanes.iter().map(|&l| f64::from(l)).sum();
+    for &x in rest {
+        total += f64::from(x) * f64::from(x);
+    }
+    (total / pcm.len().max(1) as f64) as i64
 }
 
 /// Gate level for large rooms: mean square of about −50 dBov.
@@ -263,6 +284,15 @@ impl Mixer {
             .unwrap_or(MixOutput::Silent)
     }
 
+    /// Tells the mixer the slot's mean square for this tick (when the
+    /// decoder computed it anyway), saving a pass over the samples.
+    pub fn set_mean_square(&mut self, slot: usize, mean_square: i64) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.mean_square = mean_square;
+            s.known_level = true;
+        }
+    }
+
     /// Mean square of the slot's input this tick.
     pub fn mean_square(&self, slot: usize) -> i64 {
         self.slots.get(slot).map_or(0, |s| s.mean_square)
@@ -287,12 +317,9 @@ impl Mixer {
             if !s.used {
                 continue;
             }
-            let inp = &self.input[i * f..(i + 1) * f];
-            let mut acc = 0i64;
-            for &x in inp {
-                acc += i64::from(x) * i64::from(x);
+            if !std::mem::take(&mut s.known_level) {
+                s.mean_square = mean_square(&self.input[i * f..(i + 1) * f]);
             }
-            s.mean_square = acc / f as i64;
             if s.flags.speak {
                 speakers += 1;
                 if s.mean_square >= GATE_MEAN_SQUARE {

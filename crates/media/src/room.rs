@@ -1163,7 +1163,9 @@ impl MediaRoom {
         for i in 0..self.participants.len() {
             let p = &mut self.participants[i];
             let slot = p.slot;
-            Self::pull_input(p, now, self.mixer.input_mut(slot));
+            if let Some(ms) = Self::pull_input(p, now, self.mixer.input_mut(slot)) {
+                self.mixer.set_mean_square(slot, ms);
+            }
         }
 
         // 2. Room-wide playback.
@@ -1221,52 +1223,95 @@ impl MediaRoom {
         }
     }
 
-    fn pull_input(p: &mut Participant, now: Instant, out: &mut [i16]) {
+    /// Fills `out` with the participant's next 20 ms at the room rate.
+    /// Returns the frame's mean square when decoding produced it for free.
+    fn pull_input(p: &mut Participant, now: Instant, out: &mut [i16]) -> Option<i64> {
         let rx = &mut p.rx;
         if !p.spec.direction.receives() {
             out.fill(0);
-            return;
+            return Some(0);
         }
+        let mut energy: Option<i64> = None;
         let clock = p.spec.codec.rtp_clock_rate() as usize;
         let rate = rx.decoder.rate() as usize;
         let need = rx.codec_frame;
         let cap = rx.fifo.len();
+        // Fast path: nothing buffered, no resampling and a packet of
+        // exactly one frame (the usual 20 ms case) decode straight into
+        // the mixer's input, skipping the FIFO copy.
+        let direct_ok = rx.fifo_len == 0 && rx.resampler.is_none();
         while rx.fifo_len < need {
             let room = cap - rx.fifo_len;
             let tail = &mut rx.fifo[rx.fifo_len..];
+            let mut wrote_direct = false;
             let produced = match rx.jitter.pop(now) {
                 Playout::Idle => {
+                    if direct_ok {
+                        out.fill(0);
+                        return Some(0);
+                    }
                     tail[..need - rx.fifo_len].fill(0);
                     need - rx.fifo_len
                 }
                 Playout::Frame { payload, level, .. } => {
                     let silent = p.spec.codec == Codec::Opus
                         && (payload.len() <= 2 || level.is_some_and(|l| l >= SILENT_LEVEL));
-                    let n = rx.decoder.samples_in(payload).unwrap_or(0).min(room);
+                    let n = rx.decoder.samples_in(payload).unwrap_or(0);
+                    let dst: &mut [i16] = if direct_ok && n == need {
+                        wrote_direct = true;
+                        &mut *out
+                    } else {
+                        &mut tail[..room]
+                    };
                     if silent {
-                        tail[..n].fill(0);
+                        let n = n.min(dst.len());
+                        dst[..n].fill(0);
+                        if wrote_direct {
+                            energy = Some(0);
+                        }
                         n
                     } else {
-                        rx.decoder.decode(payload, &mut tail[..room]).unwrap_or(0)
+                        match rx.decoder.decode_with_energy(payload, dst) {
+                            Ok((n, e)) => {
+                                if wrote_direct && n == need {
+                                    energy = e.map(|e| (e / need as u64) as i64);
+                                }
+                                n
+                            }
+                            Err(_) => 0,
+                        }
                     }
                 }
                 Playout::Missing { duration, lost } => {
-                    let n = (duration as usize * rate / clock).min(room);
+                    let n = duration as usize * rate / clock;
+                    let dst: &mut [i16] = if direct_ok && n == need {
+                        wrote_direct = true;
+                        &mut *out
+                    } else {
+                        &mut tail[..room]
+                    };
+                    let n = n.min(dst.len());
                     if rx.decoder.lost_run() >= 3 {
                         // Past the concealment fade: plain silence.
-                        tail[..n].fill(0);
-                        n
+                        dst[..n].fill(0);
                     } else {
                         let next = if lost { rx.jitter.next_payload() } else { None };
-                        let got = rx.decoder.conceal(n, next, &mut tail[..n]).unwrap_or(0);
-                        tail[got..n].fill(0);
-                        n
+                        let got = rx.decoder.conceal(n, next, &mut dst[..n]).unwrap_or(0);
+                        dst[got..n].fill(0);
                     }
+                    n
                 }
             };
+            if wrote_direct {
+                if produced < need {
+                    out[produced..].fill(0);
+                    energy = None;
+                }
+                return energy;
+            }
             if produced == 0 {
                 // Undecodable packet: fill so the loop ends.
-                tail[..need - rx.fifo_len].fill(0);
+                rx.fifo[rx.fifo_len..need].fill(0);
                 rx.fifo_len = need;
                 break;
             }
@@ -1283,6 +1328,7 @@ impl MediaRoom {
         }
         rx.fifo.copy_within(need..rx.fifo_len, 0);
         rx.fifo_len -= need;
+        None
     }
 
     fn detect(&mut self, now: Instant, i: usize) {

@@ -66,6 +66,7 @@ pub fn looks_like_rtcp(datagram: &[u8]) -> bool {
 
 impl<'a> RtpPacket<'a> {
     /// Parses one datagram. Never panics; every inconsistency is an error.
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
         if buf.len() < RTP_HEADER_LEN {
             return Err(Error::Truncated);
@@ -168,6 +169,7 @@ fn find_extension(profile: u16, data: &[u8], want: u8) -> Option<&[u8]> {
 
 /// Writes an RTP packet into `buf` and returns its length. `extension` is
 /// `(profile, data)`; data must be a multiple of 4 bytes.
+#[inline]
 pub fn write_rtp(
     buf: &mut [u8],
     header: &RtpHeader,

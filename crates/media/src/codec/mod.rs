@@ -158,12 +158,32 @@ impl AudioDecoder {
 
     /// Samples `payload` decodes to (at [`Self::rate`]), or an error for a
     /// payload that cannot be decoded.
+    #[inline]
     pub fn samples_in(&self, payload: &[u8]) -> Result<usize> {
         match self.kind {
             DecoderKind::G711 { .. } => Ok(payload.len()),
             DecoderKind::G722(_) => Ok(payload.len() * 2),
             DecoderKind::Opus(_) => Ok(opus::packet::get_nb_samples(payload, self.rate)?),
         }
+    }
+
+    /// Decodes one payload into `out`; returns samples written and, when
+    /// the codec gives it for free (G.711), the sum of squared samples.
+    #[inline]
+    pub fn decode_with_energy(
+        &mut self,
+        payload: &[u8],
+        out: &mut [i16],
+    ) -> Result<(usize, Option<u64>)> {
+        if let DecoderKind::G711 { alaw } = self.kind
+            && self.plc.lost_run == 0
+        {
+            let n = payload.len().min(out.len());
+            let e = g711::decode_with_energy(alaw, &payload[..n], &mut out[..n]);
+            self.plc.remember(&out[..n]);
+            return Ok((n, Some(e)));
+        }
+        self.decode(payload, out).map(|n| (n, None))
     }
 
     /// Decodes one payload into `out`; returns samples written.
@@ -326,15 +346,11 @@ impl Concealer {
         self.lost_run += 1;
         // Fade from full level to silence over 60 ms.
         let step = (32768 / (self.rate * 60 / 1000)) as i32;
+        // History keeps the last real audio so a long gap repeats real
+        // speech, not its own faded copy.
         for o in out.iter_mut() {
             *o = self.next_sample(step);
         }
-        self.remember_concealed(out.len());
-    }
-
-    fn remember_concealed(&mut self, _n: usize) {
-        // History keeps the last real audio so a long gap repeats real
-        // speech, not its own faded copy.
     }
 
     fn recover(&mut self, good: &mut [i16]) {
