@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// RTP port range, e.g. 10000-20000.
     #[arg(long, env = "PALAVER_RTP_PORTS")]
     pub rtp_ports: Option<PortRange>,
+    /// Where the voice prompts and default music are (default: `./prompts`,
+    /// else the source tree's).
+    #[arg(long, env = "PALAVER_PROMPTS_DIR")]
+    pub prompts_dir: Option<PathBuf>,
     /// The IP written in SIP and SDP when listening on a wildcard address.
     #[arg(long, env = "PALAVER_ADVERTISE_IP")]
     pub advertise_ip: Option<IpAddr>,
@@ -115,6 +119,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub http_listen: Option<SocketAddr>,
     pub rtp_ports: Option<PortRange>,
+    pub prompts_dir: Option<PathBuf>,
     pub advertise_ip: Option<IpAddr>,
     pub realm: Option<String>,
     pub auth_algorithms: Option<Vec<String>>,
@@ -130,6 +135,7 @@ pub struct Settings {
     pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     pub http_listen: SocketAddr,
     pub rtp_ports: PortRange,
+    pub prompts_dir: PathBuf,
     pub advertise_ip: Option<IpAddr>,
     pub realm: String,
     pub auth_algorithms: Vec<palaver_sip::auth::Algorithm>,
@@ -202,6 +208,10 @@ impl Settings {
                 low: 10000,
                 high: 20000,
             }),
+            prompts_dir: args
+                .prompts_dir
+                .or(file.prompts_dir)
+                .unwrap_or_else(default_prompts_dir),
             advertise_ip: args.advertise_ip.or(file.advertise_ip),
             auth_algorithms,
             realm: args
@@ -215,6 +225,16 @@ impl Settings {
             log_json: args.log_json,
         })
     }
+}
+
+/// `./prompts` when run from a checkout or an unpacked release, else the
+/// source tree the binary was built from.
+fn default_prompts_dir() -> PathBuf {
+    let here = PathBuf::from("prompts");
+    if here.join("moh").is_dir() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts"))
 }
 
 #[cfg(test)]

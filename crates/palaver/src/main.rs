@@ -103,9 +103,27 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         }),
         udp_recv_buffer: 8 << 20,
     };
+    let media_ip = s.advertise_ip.unwrap_or_else(|| {
+        let ip = s.sip_listen.ip();
+        if ip.is_unspecified() {
+            [127, 0, 0, 1].into()
+        } else {
+            ip
+        }
+    });
+    let engine = palaver_media_rt::MediaEngine::start(palaver_media_rt::EngineConfig::new(
+        s.sip_listen.ip(),
+        s.rtp_ports.low,
+        s.rtp_ports.high,
+    ))
+    .context("starting the media engine")?;
+    let moh = s.prompts_dir.join("moh/8000/default.wav");
     let pbx_config = PbxConfig {
+        media_ip,
+        music_on_hold: moh.is_file().then_some(moh),
         guard: GuardConfig {
             realm: s.realm.clone(),
+            algorithms: s.auth_algorithms.clone(),
             ..GuardConfig::default()
         },
         ..PbxConfig::default()
@@ -117,6 +135,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
             advertise_ip: s.advertise_ip,
         },
         store.clone(),
+        engine.handle(),
     )
     .await
     .context("starting SIP")?;
@@ -170,6 +189,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let _ = http_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
     store.close().await;
+    engine.shutdown();
     info!("stopped");
     Ok(())
 }

@@ -9,8 +9,11 @@
 //! Media: the SDP is passed through end to end here; anchoring it on the
 //! media engine replaces the body handling, not the signalling.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use palaver_media::room::ParticipantId;
+use palaver_sdp::{SdpSession, Session};
 use palaver_sip::{
     CSeq, Dialog, HeaderName, Method, NameAddr, Peer, Request, Response, SipMessage, StatusCode,
     TransactionLayer, Transport, TxKey, Uri,
@@ -20,6 +23,9 @@ use tracing::{debug, info};
 
 use crate::core::{ALLOW, CoreTimer, Pbx, StoreOp, contact_uri_in, local_addr_in};
 use crate::directory::Target;
+use crate::media::{
+    MediaRoomId, advertised, placeholder_spec, rate_for, spec_from, update_commands,
+};
 
 /// Identifies a call inside the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +86,40 @@ pub(crate) struct Branch {
     auth_tries: u8,
 }
 
+/// The media side of a two-party call: one media room, one participant per
+/// leg, one SDP session per leg. Media is always anchored here, so
+/// transcoding, DTMF and recording work whatever the phones negotiate.
+#[derive(Debug)]
+pub(crate) struct CallMedia {
+    pub(crate) room: MediaRoomId,
+    pub(crate) a: ParticipantId,
+    pub(crate) a_sdp: SdpSession,
+    pub(crate) b: ParticipantId,
+    pub(crate) b_sdp: SdpSession,
+    /// The offer every B branch received.
+    pub(crate) b_offer: Session,
+    /// A leg whose offer went out in a 2xx and whose answer comes in the ACK.
+    pub(crate) awaiting_ack_answer: [bool; 2],
+    /// What goes in the 200 to A: our answer, or our offer (delayed offer).
+    pub(crate) a_body: Bytes,
+}
+
+impl CallMedia {
+    fn leg(&self, side: Side) -> (ParticipantId, usize) {
+        match side {
+            Side::A => (self.a, 0),
+            Side::B => (self.b, 1),
+        }
+    }
+
+    fn sdp(&mut self, side: Side) -> &mut SdpSession {
+        match side {
+            Side::A => &mut self.a_sdp,
+            Side::B => &mut self.b_sdp,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CallState {
     /// Branches are ringing.
@@ -103,8 +143,7 @@ pub struct Call {
     pub(crate) b_dialog: Option<Dialog>,
     pub(crate) b_call_id: String,
     pub(crate) b_tag: String,
-    /// Delayed offer: B's ACK must carry A's answer, so it waits for A's ACK.
-    pub(crate) b_ack_pending: Option<u32>,
+    pub(crate) media: CallMedia,
     pub(crate) state: CallState,
     pub(crate) caller: Caller,
     pub(crate) dialled: String,
@@ -279,8 +318,16 @@ impl Pbx {
             }
         }
 
+        let media = match self.setup_call_media(&req) {
+            Ok(m) => m,
+            Err((status, reason)) => {
+                self.reply(now, key, &req, status, Some(&reason));
+                return;
+            }
+        };
         let ck = CallKey(self.next_call);
         self.next_call += 1;
+        self.media_rooms.insert(media.room, ck);
         let a_tag = palaver_sip::new_tag();
         let b_call_id = palaver_sip::new_call_id();
         let b_tag = palaver_sip::new_tag();
@@ -297,7 +344,7 @@ impl Pbx {
             b_dialog: None,
             b_call_id,
             b_tag,
-            b_ack_pending: None,
+            media,
             state: CallState::Ringing,
             caller,
             dialled,
@@ -387,10 +434,112 @@ impl Pbx {
         );
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::UserAgent, self.config.server_name.clone());
-        if !a.body.is_empty() {
-            req.set_body("application/sdp", a.body.clone());
-        }
+        req.set_body(
+            "application/sdp",
+            call.media.b_offer.to_string().into_bytes(),
+        );
         req
+    }
+
+    fn new_session_id(&mut self) -> u64 {
+        self.next_session_id += 1;
+        self.next_session_id
+    }
+
+    /// Anchors a new call's media: a room, A's leg negotiated from its offer
+    /// (or an offer of ours when A sent none), B's leg with our offer.
+    fn setup_call_media(&mut self, req: &Request) -> Result<CallMedia, (StatusCode, String)> {
+        let caps = self.config.codecs.clone();
+        let ip = self.config.media_ip;
+        let placeholder = std::net::SocketAddr::new(ip, 9);
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            Some(Session::parse(&req.body).map_err(|e| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("Bad Request (malformed SDP: {e})"),
+                )
+            })?)
+        };
+        // Preview the negotiation to pick the room's rate before binding.
+        let preview = match &offer {
+            Some(o) => {
+                let origin = palaver_sdp::Origin::new(1, 1, ip);
+                let a = palaver_sdp::answer(
+                    o,
+                    &caps,
+                    &origin,
+                    placeholder,
+                    palaver_sdp::Direction::SendRecv,
+                )
+                .map_err(|e| {
+                    (
+                        StatusCode::NOT_ACCEPTABLE_HERE,
+                        format!("Not Acceptable Here ({e})"),
+                    )
+                })?;
+                Some(a.negotiated)
+            }
+            None => None,
+        };
+        let rate = preview
+            .as_ref()
+            .map(|n| rate_for(n.codec.codec))
+            .unwrap_or(8000);
+        let room = self.media.create_room(rate, 4).map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Service Unavailable ({e})"),
+            )
+        })?;
+        let fail = |pbx: &mut Pbx, e: crate::media::MediaError| {
+            pbx.media.close_room(room);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Service Unavailable ({e})"),
+            )
+        };
+        let a_spec = match &preview {
+            Some(n) => spec_from(n, true, true),
+            None => placeholder_spec(true, true),
+        };
+        let (a, a_local) = self
+            .media
+            .add_participant(room, a_spec)
+            .map_err(|e| fail(self, e))?;
+        let (b, b_local) = self
+            .media
+            .add_participant(room, placeholder_spec(true, true))
+            .map_err(|e| fail(self, e))?;
+        let a_rtp = advertised(a_local, ip);
+        let b_rtp = advertised(b_local, ip);
+        let mut a_sdp = SdpSession::new(caps.clone(), self.new_session_id(), a_rtp);
+        let mut b_sdp = SdpSession::new(caps, self.new_session_id(), b_rtp);
+        let (a_body, a_waiting) = match &offer {
+            Some(o) => {
+                let ans = a_sdp.handle_offer(o).map_err(|e| {
+                    self.media.close_room(room);
+                    (
+                        StatusCode::NOT_ACCEPTABLE_HERE,
+                        format!("Not Acceptable Here ({e})"),
+                    )
+                })?;
+                (Bytes::from(ans.session.to_string()), false)
+            }
+            None => (Bytes::from(a_sdp.create_offer().to_string()), true),
+        };
+        let b_offer = b_sdp.create_offer();
+        Ok(CallMedia {
+            room,
+            a,
+            a_sdp,
+            b,
+            b_sdp,
+            b_offer,
+            awaiting_ack_answer: [a_waiting, false],
+            a_body,
+        })
     }
 
     pub(crate) fn on_response(&mut self, now: Instant, key: TxKey, resp: Response) {
@@ -424,29 +573,25 @@ impl Pbx {
                 self.send_cancel(now, ck, &tx_req, peer);
                 return;
             }
-            if status.0 > 100 && call.state == CallState::Ringing && !call.a_final_sent {
-                let with_sdp = status == StatusCode::SESSION_PROGRESS && !resp.body.is_empty();
-                if with_sdp || !call.ringing_sent {
-                    call.ringing_sent = true;
-                    let mut r = Response::for_request(&call.a_invite, status);
-                    r.set_to_tag(&call.a_tag);
-                    r.headers.push(
-                        HeaderName::Contact,
-                        format!(
-                            "<{}>",
-                            contact_uri_in(
-                                &self.config.local,
-                                Some("palaver"),
-                                call.a_peer.transport
-                            )
-                        ),
-                    );
-                    if with_sdp {
-                        r.set_body("application/sdp", resp.body.clone());
-                    }
-                    let a_tx = call.a_tx;
-                    self.respond(now, a_tx, r);
-                }
+            // Media is anchored: A hears its own phone's ringback (B's early
+            // media is not relayed), so one 180 is all A needs.
+            if status.0 > 100
+                && call.state == CallState::Ringing
+                && !call.a_final_sent
+                && !call.ringing_sent
+            {
+                call.ringing_sent = true;
+                let mut r = Response::for_request(&call.a_invite, StatusCode::RINGING);
+                r.set_to_tag(&call.a_tag);
+                r.headers.push(
+                    HeaderName::Contact,
+                    format!(
+                        "<{}>",
+                        contact_uri_in(&self.config.local, Some("palaver"), call.a_peer.transport)
+                    ),
+                );
+                let a_tx = call.a_tx;
+                self.respond(now, a_tx, r);
             }
             return;
         }
@@ -541,9 +686,7 @@ impl Pbx {
 
         // A retransmitted 2xx of the winning branch: ACK again.
         if call.winner == Some(i) {
-            if call.b_ack_pending.is_none()
-                && let Some(d) = &call.b_dialog
-            {
+            if let Some(d) = &call.b_dialog {
                 let ack = d.ack(invite_seq, &sent_by);
                 self.layer
                     .send_stateless(bpeer, palaver_sip::Message::Request(ack));
@@ -565,6 +708,41 @@ impl Pbx {
             }
             return;
         }
+        let ack = dialog.ack(invite_seq, &sent_by);
+        self.layer
+            .send_stateless(bpeer, palaver_sip::Message::Request(ack));
+        // B's answer to our offer decides B's codec and address.
+        let negotiated = Session::parse(&resp.body)
+            .map_err(|e| e.to_string())
+            .and_then(|ans| {
+                call.media
+                    .b_sdp
+                    .handle_answer(&ans)
+                    .cloned()
+                    .map_err(|e| e.to_string())
+            });
+        let negotiated = match negotiated {
+            Ok(n) => n,
+            Err(why) => {
+                info!(call = ck.0, %why, "callee's SDP answer is unusable: hanging up");
+                let bye = dialog.new_request(Method::Bye, &sent_by);
+                if let Ok(tx) = self.layer.send_request(now, bpeer, bye) {
+                    self.client_owner.insert(tx, (ck, ClientRole::Bye));
+                }
+                if let Some(b) = call.branches.get_mut(i) {
+                    b.done = true;
+                    b.status = Some(StatusCode::NOT_ACCEPTABLE_HERE);
+                }
+                self.cancel_branches(now, ck);
+                if let Some(call) = self.calls.get(&ck) {
+                    let (a_tx, a_invite) = (call.a_tx, call.a_invite.clone());
+                    self.reply_a(now, ck, a_tx, &a_invite, StatusCode::NOT_ACCEPTABLE_HERE);
+                }
+                self.end_call(now, ck, Disposition::Failed);
+                return;
+            }
+        };
+        let (room, b_pid) = (call.media.room, call.media.b);
         call.winner = Some(i);
         call.state = CallState::Answered;
         call.answered_ms = Some(now_ms);
@@ -572,14 +750,12 @@ impl Pbx {
             b.done = true;
             b.status = Some(resp.status);
         }
-        let delayed_offer = call.a_invite.body.is_empty();
-        if delayed_offer {
-            call.b_ack_pending = Some(invite_seq);
-        } else {
-            let ack = dialog.ack(invite_seq, &sent_by);
-            self.layer
-                .send_stateless(bpeer, palaver_sip::Message::Request(ack));
+        for cmd in update_commands(b_pid, &negotiated) {
+            self.media.command(room, cmd);
         }
+        let Some(call) = self.calls.get_mut(&ck) else {
+            return;
+        };
         // Cancel the other branches.
         let mut cancels = Vec::new();
         for (j, b) in call.branches.iter_mut().enumerate() {
@@ -601,9 +777,7 @@ impl Pbx {
         for rr in call.a_invite.headers.get_all(&HeaderName::RecordRoute) {
             ok.headers.push(HeaderName::RecordRoute, rr);
         }
-        if !resp.body.is_empty() {
-            ok.set_body("application/sdp", resp.body.clone());
-        }
+        ok.set_body("application/sdp", call.media.a_body.clone());
         let a_dialog = Dialog::uas(&call.a_invite, &call.a_tag.clone(), a_contact, call.a_peer);
         call.a_dialog = a_dialog;
         call.a_final_sent = true;
@@ -736,31 +910,44 @@ impl Pbx {
         let Some(&ck) = self.dialogs.get(&(cid.to_owned(), tag)) else {
             return;
         };
-        let local = &self.config.local;
         let Some(call) = self.calls.get_mut(&ck) else {
             return;
         };
-        let from_a = call.a_invite.call_id() == Some(cid);
-        if !from_a {
-            return;
-        }
-        if call.state == CallState::Answered {
+        let side = if call.a_invite.call_id() == Some(cid) {
+            Side::A
+        } else {
+            Side::B
+        };
+        if side == Side::A && call.state == CallState::Answered {
             call.state = CallState::Confirmed;
         }
-        // Delayed offer: B's ACK carries A's answer.
-        if let Some(seq) = call.b_ack_pending.take()
-            && let Some(d) = &call.b_dialog
-        {
-            let sent_by = local_addr_in(local, d.peer.transport).to_string();
-            let mut ack = d.ack(seq, &sent_by);
-            if !req.body.is_empty() {
-                ack.set_body("application/sdp", req.body.clone());
+        // An offer of ours went out in a 2xx: the ACK carries the answer.
+        let (pid, idx) = call.media.leg(side);
+        if std::mem::take(&mut call.media.awaiting_ack_answer[idx]) {
+            let room = call.media.room;
+            let negotiated = Session::parse(&req.body)
+                .map_err(|e| e.to_string())
+                .and_then(|a| {
+                    call.media
+                        .sdp(side)
+                        .handle_answer(&a)
+                        .cloned()
+                        .map_err(|e| e.to_string())
+                });
+            match negotiated {
+                Ok(n) => {
+                    for cmd in update_commands(pid, &n) {
+                        self.media.command(room, cmd);
+                    }
+                }
+                Err(why) => {
+                    info!(call = ck.0, %why, "no usable SDP answer in the ACK: hanging up");
+                    self.bye_side(now, ck, Side::A);
+                    self.bye_side(now, ck, Side::B);
+                    self.end_call(now, ck, Disposition::Failed);
+                }
             }
-            let peer = d.peer;
-            self.layer
-                .send_stateless(peer, palaver_sip::Message::Request(ack));
         }
-        let _ = now;
     }
 
     pub(crate) fn on_in_dialog_request(
@@ -816,13 +1003,98 @@ impl Pbx {
                 self.bye_side(now, ck, side.other());
                 self.end_call(now, ck, Disposition::Answered);
             }
-            Method::Invite | Method::Info => self.relay(now, ck, side, key, req),
+            Method::Invite => self.on_reinvite(now, ck, side, key, req),
+            Method::Info => {
+                let digit = req
+                    .content_type()
+                    .and_then(|ct| palaver_sip::dtmf_info::parse_dtmf_info(&ct, &req.body));
+                match (digit, self.calls.get(&ck)) {
+                    (Some(d), Some(call)) => {
+                        // The media room merges it with RFC 4733 and in-band
+                        // forms and relays it to the other leg.
+                        let (pid, _) = call.media.leg(side);
+                        let room = call.media.room;
+                        let dur = Duration::from_millis(u64::from(d.duration_ms.unwrap_or(160)));
+                        self.media.dtmf_info(room, pid, d.digit, dur);
+                        self.reply(now, key, &req, StatusCode::OK, None);
+                    }
+                    _ => self.relay(now, ck, side, key, req),
+                }
+            }
             _ => {
                 let mut r = Response::for_request(&req, StatusCode::METHOD_NOT_ALLOWED);
                 r.headers.push(HeaderName::Allow, ALLOW);
                 self.respond(now, key, r);
             }
         }
+    }
+
+    /// A re-INVITE: media is anchored here, so it is answered locally (new
+    /// codec or address, hold and resume) and the other leg is untouched —
+    /// except that it hears music while this one holds the call.
+    fn on_reinvite(&mut self, now: Instant, ck: CallKey, side: Side, key: TxKey, req: Request) {
+        let moh = self.config.music_on_hold.clone();
+        let local = &self.config.local;
+        let Some(call) = self.calls.get_mut(&ck) else {
+            return;
+        };
+        let transport = match side {
+            Side::A => call.a_peer.transport,
+            Side::B => call
+                .b_dialog
+                .as_ref()
+                .map(|d| d.peer.transport)
+                .unwrap_or(Transport::Udp),
+        };
+        let contact = contact_uri_in(local, Some("palaver"), transport);
+        let (pid, idx) = call.media.leg(side);
+        let (other, _) = call.media.leg(side.other());
+        let room = call.media.room;
+        let mut ok = Response::for_request(&req, StatusCode::OK);
+        ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
+        if req.body.is_empty() {
+            // Delayed offer: ours goes in the 200, the answer in the ACK.
+            let offer = call.media.sdp(side).create_offer();
+            call.media.awaiting_ack_answer[idx] = true;
+            ok.set_body("application/sdp", offer.to_string().into_bytes());
+            self.respond(now, key, ok);
+            return;
+        }
+        let offer = match Session::parse(&req.body) {
+            Ok(o) => o,
+            Err(e) => {
+                self.reply(
+                    now,
+                    key,
+                    &req,
+                    StatusCode::BAD_REQUEST,
+                    Some(&format!("Bad Request (malformed SDP: {e})")),
+                );
+                return;
+            }
+        };
+        let answer = match call.media.sdp(side).handle_offer(&offer) {
+            Ok(a) => a,
+            Err(e) => {
+                self.reply(
+                    now,
+                    key,
+                    &req,
+                    StatusCode::NOT_ACCEPTABLE_HERE,
+                    Some(&format!("Not Acceptable Here ({e})")),
+                );
+                return;
+            }
+        };
+        let holding = !answer.negotiated.remote_direction.can_send();
+        for cmd in update_commands(pid, &answer.negotiated) {
+            self.media.command(room, cmd);
+        }
+        self.media
+            .music_on_hold(room, other, if holding { moh.as_deref() } else { None });
+        info!(call = ck.0, side = ?side, holding, "re-INVITE answered");
+        ok.set_body("application/sdp", answer.session.to_string().into_bytes());
+        self.respond(now, key, ok);
     }
 
     /// Relays an in-dialog request from `from` to the other leg.
@@ -923,6 +1195,28 @@ impl Pbx {
         self.respond(now, origin, r);
     }
 
+    /// A media event of a call's room: a leg whose RTP stopped is hung up
+    /// (the phone vanished without a BYE).
+    pub(crate) fn on_call_media_event(
+        &mut self,
+        now: Instant,
+        ck: CallKey,
+        ev: palaver_media::room::MediaEvent,
+    ) {
+        if let palaver_media::room::MediaEvent::RtpTimeout { participant } = ev {
+            let Some(call) = self.calls.get(&ck) else {
+                return;
+            };
+            if call.state == CallState::Ringing {
+                return;
+            }
+            info!(call = ck.0, %participant, "no RTP from a leg: hanging up");
+            self.bye_side(now, ck, Side::A);
+            self.bye_side(now, ck, Side::B);
+            self.end_call(now, ck, Disposition::Answered);
+        }
+    }
+
     /// Sends BYE on one leg if it has a dialog.
     pub(crate) fn bye_side(&mut self, now: Instant, ck: CallKey, side: Side) {
         let Some(call) = self.calls.get_mut(&ck) else {
@@ -968,6 +1262,8 @@ impl Pbx {
             return;
         };
         self.server_owner.remove(&call.a_tx);
+        self.media.close_room(call.media.room);
+        self.media_rooms.remove(&call.media.room);
         self.dialogs
             .remove(&(call.b_call_id.clone(), call.b_tag.clone()));
         if let Some(cid) = call.a_invite.call_id() {

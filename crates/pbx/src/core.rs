@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::call::{Call, CallKey, ClientRole};
 use crate::directory::Directory;
 use crate::guard::{AuthGuard, AuthOutcome, GuardConfig};
+use crate::media::{MediaControl, MediaRoomId};
 use crate::registrar::{BindingChange, Registrar, Registration};
 
 /// Settings of the core.
@@ -39,6 +40,12 @@ pub struct PbxConfig {
     pub server_name: String,
     /// Our address per transport, as written in Via and Contact.
     pub local: HashMap<Transport, SocketAddr>,
+    /// The address written in SDP (where our RTP sockets are reached).
+    pub media_ip: std::net::IpAddr,
+    /// Codecs we offer and accept, in our order of preference.
+    pub codecs: palaver_sdp::LocalCapabilities,
+    /// What a caller hears while the other side holds the call.
+    pub music_on_hold: Option<std::path::PathBuf>,
 }
 
 impl Default for PbxConfig {
@@ -52,6 +59,9 @@ impl Default for PbxConfig {
             no_answer_timeout: Duration::from_secs(60),
             server_name: format!("Palaver/{}", env!("CARGO_PKG_VERSION")),
             local: HashMap::new(),
+            media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            codecs: palaver_sdp::LocalCapabilities::default(),
+            music_on_hold: None,
         }
     }
 }
@@ -95,6 +105,10 @@ pub struct Pbx {
     store_ops: VecDeque<StoreOp>,
     timers: BinaryHeap<Reverse<(Instant, CoreTimer)>>,
     pub(crate) accepting: bool,
+    pub(crate) media: Box<dyn MediaControl>,
+    /// Which call owns a media room.
+    pub(crate) media_rooms: HashMap<MediaRoomId, CallKey>,
+    pub(crate) next_session_id: u64,
 }
 
 impl Pbx {
@@ -103,6 +117,7 @@ impl Pbx {
         config: PbxConfig,
         dir: Directory,
         secret: [u8; 32],
+        media: Box<dyn MediaControl>,
         now: Instant,
         now_ms: i64,
     ) -> Pbx {
@@ -132,6 +147,9 @@ impl Pbx {
             store_ops: VecDeque::new(),
             timers,
             accepting: true,
+            media,
+            media_rooms: HashMap::new(),
+            next_session_id: (now_ms as u64) << 16,
         }
     }
 
@@ -215,6 +233,21 @@ impl Pbx {
                 self.layer.handle_message(now, peer, m);
             }
             Err(e) => self.layer.reject_malformed(peer, e),
+        }
+        self.process_events(now);
+    }
+
+    /// An event from a media room.
+    pub fn handle_media_event(
+        &mut self,
+        now: Instant,
+        room: MediaRoomId,
+        ev: palaver_media_rt::RoomEvent,
+    ) {
+        if let Some(&ck) = self.media_rooms.get(&room)
+            && let palaver_media_rt::RoomEvent::Media(m) = ev
+        {
+            self.on_call_media_event(now, ck, m);
         }
         self.process_events(now);
     }

@@ -17,6 +17,7 @@ mod call;
 mod core;
 pub mod directory;
 pub mod guard;
+pub mod media;
 pub mod registrar;
 pub mod runtime;
 
@@ -24,4 +25,5 @@ pub use call::{CallKey, Caller, Side};
 pub use core::{ACCEPT, ALLOW, Pbx, PbxConfig, StoreOp};
 pub use directory::{Directory, Target};
 pub use guard::{AuthGuard, AuthOutcome, GuardConfig};
+pub use media::{MediaControl, MediaError, MediaRoomId};
 pub use registrar::{Registrar, Registration};

@@ -17,7 +17,10 @@ use tracing::{error, info, warn};
 
 use crate::core::{Pbx, PbxConfig, StoreOp};
 use crate::directory::Directory;
+use crate::media::{MediaControl, MediaError, MediaRoomId};
 use crate::registrar::Registration;
+use palaver_media::room::{ParticipantId, ParticipantSpec, RoomCommand};
+use palaver_media_rt::{EngineHandle, RoomEvent, RoomHandle};
 
 /// Errors starting the PBX.
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +127,143 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// [`MediaControl`] over the media engine: rooms live on its worker
+/// threads; each room's events are forwarded, tagged, to the core.
+struct EngineMedia {
+    engine: EngineHandle,
+    rooms: HashMap<MediaRoomId, RoomHandle>,
+    next: u64,
+    events: mpsc::UnboundedSender<(MediaRoomId, RoomEvent)>,
+}
+
+fn media_err(e: palaver_media_rt::Error) -> MediaError {
+    MediaError(e.to_string())
+}
+
+impl EngineMedia {
+    fn room(&self, id: MediaRoomId) -> Option<&RoomHandle> {
+        self.rooms.get(&id)
+    }
+}
+
+impl MediaControl for EngineMedia {
+    fn create_room(
+        &mut self,
+        sample_rate: u32,
+        max_talkers: usize,
+    ) -> Result<MediaRoomId, MediaError> {
+        let mut settings = palaver_media_rt::RoomSettings::default();
+        settings.media.sample_rate = sample_rate;
+        settings.media.max_talkers = max_talkers;
+        let (handle, mut rx) = self.engine.create_room(settings).map_err(media_err)?;
+        self.next += 1;
+        let id = MediaRoomId(self.next);
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let closed = matches!(ev, RoomEvent::Closed);
+                if tx.send((id, ev)).is_err() || closed {
+                    break;
+                }
+            }
+        });
+        self.rooms.insert(id, handle);
+        Ok(id)
+    }
+
+    fn add_participant(
+        &mut self,
+        room: MediaRoomId,
+        spec: ParticipantSpec,
+    ) -> Result<(ParticipantId, SocketAddr), MediaError> {
+        let r = self
+            .room(room)
+            .ok_or_else(|| MediaError("no such media room".into()))?;
+        let info = r.add_participant(spec).map_err(media_err)?;
+        Ok((info.id, info.local_rtp))
+    }
+
+    fn remove_participant(&mut self, room: MediaRoomId, id: ParticipantId) {
+        if let Some(r) = self.room(room)
+            && let Err(e) = r.remove_participant(id)
+        {
+            warn!(error = %e, "removing a participant");
+        }
+    }
+
+    fn command(&mut self, room: MediaRoomId, cmd: RoomCommand) {
+        if let Some(r) = self.room(room)
+            && let Err(e) = r.command(cmd)
+        {
+            warn!(error = %e, "media command failed");
+        }
+    }
+
+    fn dtmf_info(&mut self, room: MediaRoomId, id: ParticipantId, digit: char, duration: Duration) {
+        if let Some(r) = self.room(room)
+            && let Err(e) = r.dtmf_info(id, digit, duration)
+        {
+            warn!(error = %e, "DTMF from INFO not delivered");
+        }
+    }
+
+    fn play_file(
+        &mut self,
+        room: MediaRoomId,
+        to: Option<ParticipantId>,
+        path: &std::path::Path,
+        playback: u64,
+    ) {
+        if let Some(r) = self.room(room)
+            && let Err(e) = r.play_file(to, path, playback)
+        {
+            warn!(error = %e, path = %path.display(), "playing a prompt failed");
+        }
+    }
+
+    fn music_on_hold(
+        &mut self,
+        room: MediaRoomId,
+        id: ParticipantId,
+        path: Option<&std::path::Path>,
+    ) {
+        if let Some(r) = self.room(room)
+            && let Err(e) = r.music_on_hold(id, path)
+        {
+            warn!(error = %e, "music on hold failed");
+        }
+    }
+
+    fn start_recording(
+        &mut self,
+        room: MediaRoomId,
+        path: std::path::PathBuf,
+    ) -> Result<u64, MediaError> {
+        let r = self
+            .room(room)
+            .ok_or_else(|| MediaError("no such media room".into()))?;
+        r.start_recording(path).map_err(media_err)
+    }
+
+    fn stop_recording(&mut self, room: MediaRoomId) {
+        if let Some(r) = self.room(room) {
+            let _ = r.stop_recording();
+        }
+    }
+
+    fn close_room(&mut self, room: MediaRoomId) {
+        if let Some(r) = self.rooms.remove(&room) {
+            let _ = r.close();
+        }
+    }
+}
+
 /// Binds the transports, loads the store and starts the core task.
-pub async fn start(mut config: RuntimeConfig, store: Store) -> Result<PbxHandle, RuntimeError> {
+pub async fn start(
+    mut config: RuntimeConfig,
+    store: Store,
+    engine: EngineHandle,
+) -> Result<PbxHandle, RuntimeError> {
     let (transports, mut inbound) = SipTransports::bind(&config.transports).await?;
     let mut local = HashMap::new();
     for t in [Transport::Udp, Transport::Tcp, Transport::Tls] {
@@ -156,7 +294,21 @@ pub async fn start(mut config: RuntimeConfig, store: Store) -> Result<PbxHandle,
         "PBX directory loaded"
     );
     let secret = nonce_secret(&store).await?;
-    let mut pbx = Pbx::new(config.pbx.clone(), dir, secret, Instant::now(), now_ms);
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel::<(MediaRoomId, RoomEvent)>();
+    let media = EngineMedia {
+        engine,
+        rooms: HashMap::new(),
+        next: 0,
+        events: media_tx,
+    };
+    let mut pbx = Pbx::new(
+        config.pbx.clone(),
+        dir,
+        secret,
+        Box::new(media),
+        Instant::now(),
+        now_ms,
+    );
     pbx.restore_bindings(regs);
 
     let (store_tx, store_rx) = mpsc::unbounded_channel::<StoreWrite>();
@@ -182,6 +334,11 @@ pub async fn start(mut config: RuntimeConfig, store: Store) -> Result<PbxHandle,
                             Ok(ev) => handle_transport_event(&mut pbx, now, ev),
                             Err(_) => break,
                         }
+                    }
+                }
+                ev = media_rx.recv() => {
+                    if let Some((room, ev)) = ev {
+                        pbx.handle_media_event(Instant::now(), room, ev);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {

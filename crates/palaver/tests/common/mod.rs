@@ -613,6 +613,35 @@ statmode_default\toff\n",
         }
     }
 
+    /// Waits until the account is registered: the REGISTER_OK event, or
+    /// (when it fired before we connected) `reginfo` reporting OK.
+    pub fn wait_registered(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self
+                .wait_event("REGISTER_OK", Duration::from_millis(200))
+                .is_some()
+            {
+                return true;
+            }
+            self.command("reginfo", "");
+            let until = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < until {
+                self.pump();
+            }
+            let ok = self.events.iter().any(|e| {
+                e["response"].as_bool() == Some(true)
+                    && e["data"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("OK ") && d.contains("Expires"))
+            });
+            if ok {
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn event_types(&self) -> Vec<String> {
         self.events
             .iter()
