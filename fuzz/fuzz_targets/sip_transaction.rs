@@ -307,7 +307,8 @@ fuzz_target!(|data: &[u8]| {
     h.layer.handle_timeout(end);
     assert!(
         h.layer.is_empty(),
-        "{} transactions still alive 10 minutes after the last input",
-        h.layer.len()
+        "{} transactions still alive 10 minutes after the last input: {:#?}",
+        h.layer.len(),
+        h.layer
     );
 });

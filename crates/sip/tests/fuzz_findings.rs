@@ -94,3 +94,89 @@ fn header_value_starting_on_a_continuation_line_has_no_leading_space() {
         Some("folded@127.0.0.1")
     );
 }
+
+/// `TransactionLayer::send_request` (transaction.rs) calls `schedule` for
+/// the new transaction's timers *before* inserting the transaction into
+/// `txs`. When that push makes `schedule` compact the timer heap (more than
+/// 64 entries and more than 8 per live transaction — e.g. after a burst of
+/// completed transactions left their stale Timer F entries behind),
+/// `compact_timers` finds no transaction for the new key and drops its
+/// timers: the request is never retransmitted over UDP and never times out,
+/// and the transaction stays in the layer for ever.
+#[test]
+fn client_transaction_started_after_a_burst_still_retransmits_and_times_out() {
+    use std::time::{Duration, Instant};
+
+    use palaver_sip::{
+        HeaderName, Request, Response, StatusCode, TransactionConfig, TransactionLayer, TxEvent,
+    };
+
+    let peer = Peer::udp(SocketAddr::from(([127, 0, 0, 1], 5070)));
+    let request = |method: Method, n: u32| {
+        let mut r = Request::new(
+            method.clone(),
+            Uri::parse("sip:1002@127.0.0.1:5070").expect("a valid URI"),
+        );
+        r.headers.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKburst{n}"),
+        );
+        r.headers.push(HeaderName::MaxForwards, "70");
+        r.headers.push(
+            HeaderName::From,
+            format!("<sip:palaver@127.0.0.1>;tag=t{n}"),
+        );
+        r.headers.push(HeaderName::To, "<sip:1002@127.0.0.1>");
+        r.headers.push(HeaderName::CallId, format!("burst-{n}"));
+        r.headers.push(HeaderName::CSeq, format!("1 {method}"));
+        r
+    };
+
+    let mut layer = TransactionLayer::new(TransactionConfig::default());
+    let t0 = Instant::now();
+    // A burst of 70 OPTIONS pings, each answered at once.
+    for n in 0..70 {
+        let req = request(Method::Options, n);
+        layer.send_request(t0, peer, req.clone()).expect("sent");
+        let ok = Response::for_request(&req, StatusCode::OK).to_bytes();
+        layer.handle_datagram(t0, peer, &ok);
+    }
+    let t1 = t0 + Duration::from_secs(6);
+    layer.handle_timeout(t1);
+    while layer.poll_transmit().is_some() {}
+    while layer.poll_event().is_some() {}
+    assert!(layer.is_empty(), "the pings are over");
+
+    // Now one INVITE that nobody answers.
+    let key = layer
+        .send_request(t1, peer, request(Method::Invite, 1000))
+        .expect("sent");
+    while layer.poll_transmit().is_some() {}
+    assert_eq!(
+        layer.poll_timeout(),
+        Some(t1 + Duration::from_millis(500)),
+        "Timer A is armed"
+    );
+    let mut now = t1;
+    let mut retransmissions = 0;
+    let mut timed_out_at = None;
+    while let Some(at) = layer.poll_timeout() {
+        now = at;
+        layer.handle_timeout(now);
+        while layer.poll_transmit().is_some() {
+            retransmissions += 1;
+        }
+        while let Some(e) = layer.poll_event() {
+            if matches!(e, TxEvent::Timeout { key: k } if k == key) {
+                timed_out_at = Some(now);
+            }
+        }
+    }
+    assert_eq!(retransmissions, 6, "Timer A: 0.5, 1, 2, 4, 8, 16 s");
+    assert_eq!(
+        timed_out_at,
+        Some(t1 + Duration::from_secs(32)),
+        "Timer B fires at 64·T1"
+    );
+    assert!(layer.is_empty());
+}
