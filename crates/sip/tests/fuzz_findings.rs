@@ -157,18 +157,16 @@ fn client_transaction_started_after_a_burst_still_retransmits_and_times_out() {
         Some(t1 + Duration::from_millis(500)),
         "Timer A is armed"
     );
-    let mut now = t1;
     let mut retransmissions = 0;
     let mut timed_out_at = None;
     while let Some(at) = layer.poll_timeout() {
-        now = at;
-        layer.handle_timeout(now);
+        layer.handle_timeout(at);
         while layer.poll_transmit().is_some() {
             retransmissions += 1;
         }
         while let Some(e) = layer.poll_event() {
             if matches!(e, TxEvent::Timeout { key: k } if k == key) {
-                timed_out_at = Some(now);
+                timed_out_at = Some(at);
             }
         }
     }
