@@ -123,7 +123,10 @@ fn split_head(head: &[u8]) -> RawHead {
                 Some(last) => {
                     let cont = line.trim();
                     if !cont.is_empty() {
-                        last.value.push(' ');
+                        // The value may start on the continuation line.
+                        if !last.value.is_empty() {
+                            last.value.push(' ');
+                        }
                         last.value.push_str(cont);
                     }
                 }
@@ -216,7 +219,7 @@ fn parse_request(
         return Err(fail(StatusCode::BAD_REQUEST, d));
     }
     if !v.eq_ignore_ascii_case("SIP/2.0") {
-        if v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+        if v.len() > 4 && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
             return Err(fail(
                 StatusCode::VERSION_NOT_SUPPORTED,
                 format!("Version Not Supported: {}", clip(v)),

@@ -161,7 +161,21 @@ pub fn quote(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Writes parameters as `;a=b;c`.
+/// Writes URI parameters as `;a=b;c`, values as they were read: URI
+/// parameters cannot be quoted (RFC 3261 §19.1.1), and values we parsed from
+/// a URI are written back unchanged so the URI re-parses.
+pub fn write_uri_params(params: &[Param], out: &mut String) {
+    for p in params {
+        out.push(';');
+        out.push_str(&p.name);
+        if let Some(v) = &p.value {
+            out.push('=');
+            out.push_str(v);
+        }
+    }
+}
+
+/// Writes header parameters as `;a=b;c`, quoting values that need it.
 pub fn write_params(params: &[Param], out: &mut String) {
     for p in params {
         out.push(';');

@@ -689,12 +689,15 @@ impl TransactionLayer {
             branch,
             method: tx.method.clone(),
         };
-        if let Some(at) = tx.retransmit_at {
+        let retransmit_at = tx.retransmit_at;
+        // Insert before scheduling: a heap compaction during `schedule`
+        // keeps only the timers of transactions it can find.
+        self.client_index.insert(ck, txk);
+        self.txs.insert(txk, Tx::Client(tx));
+        if let Some(at) = retransmit_at {
             self.schedule(at, txk, TimerSlot::Retransmit);
         }
         self.schedule(now + t.t1 * 64, txk, TimerSlot::Expire);
-        self.client_index.insert(ck, txk);
-        self.txs.insert(txk, Tx::Client(tx));
         Ok(txk)
     }
 

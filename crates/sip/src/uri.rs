@@ -8,7 +8,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::error::HeaderError;
-use crate::text::{Param, find_param, parse_params, quote, unquote_prefix, write_params};
+use crate::text::{
+    Param, find_param, parse_params, quote, unquote_prefix, write_params, write_uri_params,
+};
 
 /// `sip` or `sips`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,7 +218,7 @@ impl fmt::Display for Uri {
             write!(f, ":{p}")?;
         }
         let mut ps = String::new();
-        write_params(&self.params, &mut ps);
+        write_uri_params(&self.params, &mut ps);
         f.write_str(&ps)?;
         if let Some(h) = &self.headers {
             write!(f, "?{h}")?;

@@ -97,10 +97,6 @@ impl Server {
     ) -> Server {
         let ready = dir.join("ready.json");
         let _ = std::fs::remove_file(&ready);
-        let log = dir.join(format!(
-            "server-{}.log",
-            Instant::now().elapsed().as_nanos()
-        ));
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -572,10 +568,7 @@ statmode_default\toff\n",
         {
             self.buf.extend_from_slice(&tmp[..n]);
         }
-        loop {
-            let Some(colon) = self.buf.iter().position(|b| *b == b':') else {
-                break;
-            };
+        while let Some(colon) = self.buf.iter().position(|b| *b == b':') {
             let Ok(len) = std::str::from_utf8(&self.buf[..colon])
                 .unwrap_or("x")
                 .parse::<usize>()
