@@ -22,13 +22,14 @@ fn room_tick(c: &mut Criterion) {
     let mut g = c.benchmark_group("room_tick");
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(4));
-    for codec in [Codec::Pcmu, Codec::Opus] {
+    for (codec, rate) in [(Codec::Pcmu, 8000), (Codec::Opus, 48000), (Codec::Opus, 16000), (Codec::G722, 16000)] {
         for n in [10usize, 100, 1000] {
-            let mut room = BenchRoom::new(codec, n);
+            let mut room = BenchRoom::with_rate(codec, n, rate);
             // Throughput in participants: criterion then reports time per
             // participant per tick as well.
             g.throughput(Throughput::Elements(n as u64));
-            g.bench_function(BenchmarkId::new(codec.name(), n), |b| b.iter(|| room.step()));
+            let label = format!("{}@{}k", codec.name(), rate / 1000);
+            g.bench_function(BenchmarkId::new(label, n), |b| b.iter(|| room.step()));
         }
     }
     g.finish();

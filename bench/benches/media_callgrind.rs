@@ -21,7 +21,8 @@ fn main() {
     // `cargo bench` passes `--bench`; any other argument picks the codec.
     let opus = std::env::args().any(|a| a == "opus");
     let codec = if opus { Codec::Opus } else { Codec::Pcmu };
-    let mut room = BenchRoom::new(codec, 1000);
+    let rate = std::env::args().find_map(|a| a.parse::<u32>().ok()).unwrap_or(if opus { 48000 } else { 8000 });
+    let mut room = BenchRoom::with_rate(codec, 1000, rate);
     measured_ticks(&mut room, 10);
     println!("{} ticks of a 1000-participant {} room, {} packets sent", 10, codec.name(), room.sent);
 }

@@ -64,13 +64,19 @@ fn frames_for(codec: Codec, talker: bool, seed: usize) -> Vec<Vec<u8>> {
 }
 
 impl BenchRoom {
-    /// `n` participants on `codec`, 5 % of them (at least one) talking.
+    /// `n` participants on `codec`, 5 % of them (at least one) talking, in
+    /// a room at the codec's natural rate.
     pub fn new(codec: Codec, n: usize) -> Self {
         let rate = match codec {
             Codec::Opus => 48000,
             Codec::G722 => 16000,
             _ => 8000,
         };
+        Self::with_rate(codec, n, rate)
+    }
+
+    /// Same, mixing at `rate`.
+    pub fn with_rate(codec: Codec, n: usize, rate: u32) -> Self {
         let t0 = Instant::now();
         let cfg = RoomConfig { sample_rate: rate, max_talkers: 4, ..Default::default() };
         let mut room = MediaRoom::new(t0, cfg).expect("room");

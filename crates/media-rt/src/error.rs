@@ -35,6 +35,9 @@ pub enum Error {
     /// The room is closed.
     #[error("room {0} is closed")]
     RoomClosed(u64),
+    /// This command needs its own method (it binds or frees sockets).
+    #[error("{0}")]
+    WrongMethod(&'static str),
     /// Rejected by the media core (bad digit, unsupported ptime...).
     #[error(transparent)]
     Media(#[from] palaver_media::Error),

@@ -469,9 +469,9 @@ impl RoomHandle {
     pub fn command(&self, cmd: RoomCommand) -> Result<()> {
         if let RoomCommand::AddParticipant { .. } | RoomCommand::RemoveParticipant { .. } = cmd {
             // Those need sockets: use add_participant / remove_participant.
-            return Err(Error::Media(palaver_media::Error::Malformed(
-                "use add_participant/remove_participant",
-            )));
+            return Err(Error::WrongMethod(
+                "use add_participant / remove_participant for these",
+            ));
         }
         self.shared
             .send(self.worker, WorkerCommand::Room { room: self.id, cmd })

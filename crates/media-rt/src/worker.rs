@@ -461,8 +461,9 @@ impl Worker {
         ports: BoundPorts,
     ) {
         let port = ports.port;
-        let release = |shared: &Shared| {
-            shared.participants[self.index].fetch_sub(1, Ordering::Relaxed);
+        let index = self.index;
+        let release = move |shared: &Shared| {
+            shared.participants[index].fetch_sub(1, Ordering::Relaxed);
             if let Ok(mut pool) = shared.ports.lock() {
                 pool.release(port);
             }
@@ -484,6 +485,16 @@ impl Worker {
             return;
         }
         let Some(rtp) = self.register(ports.rtp, room, id, false) else {
+            // Could not watch the socket: undo the add so nothing leaks.
+            if let Some(entry) = self.rooms.get_mut(&room) {
+                let _ = entry
+                    .room
+                    .handle_command(now, RoomCommand::RemoveParticipant { id });
+                let _ = entry.events.try_send(RoomEvent::CommandFailed {
+                    reason: "could not register the RTP socket".into(),
+                });
+            }
+            release(&self.shared);
             return;
         };
         let rtcp = ports.rtcp.and_then(|s| self.register(s, room, id, true));

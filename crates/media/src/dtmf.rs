@@ -238,6 +238,7 @@ const BLOCK: usize = 106;
 #[derive(Debug, Clone)]
 pub struct ToneDetector {
     decim: usize,
+    inv_decim: f32,
     coeffs: [f32; 8],
     s1: [f32; 8],
     s2: [f32; 8],
@@ -266,6 +267,7 @@ impl ToneDetector {
         }
         Self {
             decim: (rate as usize / 8000).max(1),
+            inv_decim: 1.0 / (rate as usize / 8000).max(1) as f32,
             coeffs,
             s1: [0.0; 8],
             s2: [0.0; 8],
@@ -327,7 +329,7 @@ impl ToneDetector {
             if self.acc_n < self.decim {
                 continue;
             }
-            buf[m] = self.acc as f32 / self.decim as f32;
+            buf[m] = self.acc as f32 * self.inv_decim;
             m += 1;
             self.acc = 0;
             self.acc_n = 0;
