@@ -19,7 +19,7 @@
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var url = scheme + location.host + wsPath + (haveState ? "?after=" + state.seq : "");
     sock = new WebSocket(url);
-    sock.onopen = function () { retry = 0; badge("conn", "live", "on"); };
+    sock.onopen = function () { retry = 0; badge("conn", "live", "ok"); };
     sock.onmessage = function (m) {
       var msg;
       try { msg = JSON.parse(m.data); } catch (e) { return; }
@@ -124,7 +124,14 @@
       talk.appendChild(dot);
       cell(tr, p.number || "withheld");
       cell(tr, p.name || "—");
-      cell(tr, p.host ? "host" : "participant");
+      var role = cell(tr);
+      if (p.host) {
+        var h = document.createElement("span");
+        h.className = "badge on"; h.textContent = "host";
+        role.appendChild(h);
+      } else {
+        role.textContent = "participant";
+      }
       cell(tr, since(p.joined_at));
       var audio = cell(tr, undefined, "audio");
       [[p.muted, "muted", "warn"], [p.deaf, "deaf", "warn"], [p.talking, "talking", "ok"]].forEach(function (f) {
@@ -176,6 +183,8 @@
       send({ action: state.recording ? "stop_recording" : "start_recording" });
     });
   }
+  // Lets the browser tests drop the socket to check that a reconnect resumes.
+  window.__palaverDropSocket = function () { if (sock) sock.close(); };
   // Keep the "(n min)" figures fresh without events.
   setInterval(function () { if (!dead && state.people.size) render(); }, 30000);
   connect();

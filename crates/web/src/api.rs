@@ -20,8 +20,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use palaver_store::{
-    Destination, Line, LineFields, LineId, Number, NumberFields, NumberId, Recording,
-    RecordingId, Room, RoomId, Transport, Trunk, TrunkFields, TrunkId, fields,
+    Destination, Line, LineFields, LineId, Number, NumberFields, NumberId, Recording, RecordingId,
+    Room, RoomId, Transport, Trunk, TrunkFields, TrunkId, fields,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -166,7 +166,12 @@ impl LineInput {
               (status = 401, body = ErrorBody)))]
 async fn list_lines(_: ApiCaller, State(s): State<WebState>) -> Result<Json<Vec<LineOut>>> {
     Ok(Json(
-        s.store.lines().await?.into_iter().map(LineOut::from).collect(),
+        s.store
+            .lines()
+            .await?
+            .into_iter()
+            .map(LineOut::from)
+            .collect(),
     ))
 }
 
@@ -386,9 +391,12 @@ async fn delete_room(
     let room = s.store.room(id).await?;
     s.store.delete_room(id).await?;
     rooms::delete_urls_after_room_delete(&s, id);
-    for file in [&room.settings.announcement_upload, &room.settings.moh_upload]
-        .into_iter()
-        .flatten()
+    for file in [
+        &room.settings.announcement_upload,
+        &room.settings.moh_upload,
+    ]
+    .into_iter()
+    .flatten()
     {
         uploads::remove_file(&uploads::upload_path(&s, file)).await;
     }
@@ -631,7 +639,12 @@ impl From<Number> for NumberOut {
     responses((status = 200, body = [NumberOut])))]
 async fn list_numbers(_: ApiCaller, State(s): State<WebState>) -> Result<Json<Vec<NumberOut>>> {
     Ok(Json(
-        s.store.numbers().await?.into_iter().map(NumberOut::from).collect(),
+        s.store
+            .numbers()
+            .await?
+            .into_iter()
+            .map(NumberOut::from)
+            .collect(),
     ))
 }
 
@@ -798,7 +811,12 @@ impl From<Trunk> for TrunkOut {
     responses((status = 200, body = [TrunkOut])))]
 async fn list_trunks(_: ApiCaller, State(s): State<WebState>) -> Result<Json<Vec<TrunkOut>>> {
     Ok(Json(
-        s.store.trunks().await?.into_iter().map(TrunkOut::from).collect(),
+        s.store
+            .trunks()
+            .await?
+            .into_iter()
+            .map(TrunkOut::from)
+            .collect(),
     ))
 }
 
@@ -855,7 +873,9 @@ async fn delete_trunk(
     State(s): State<WebState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    s.store.delete_trunk(TrunkId(parse_id(&id, "trunk")?)).await?;
+    s.store
+        .delete_trunk(TrunkId(parse_id(&id, "trunk")?))
+        .await?;
     s.directory_changed();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -920,10 +940,9 @@ async fn list_recordings(
     Query(q): Query<RecordingQuery>,
 ) -> Result<Json<Vec<RecordingOut>>> {
     let room = match q.room_id.as_deref().filter(|r| !r.is_empty()) {
-        Some(r) => Some(RoomId(
-            r.parse()
-                .map_err(|_| Error::invalid("room_id", "must be a room id (a number)"))?,
-        )),
+        Some(r) => Some(RoomId(r.parse().map_err(|_| {
+            Error::invalid("room_id", "must be a room id (a number)")
+        })?)),
         None => None,
     };
     Ok(Json(

@@ -148,7 +148,11 @@ pub(crate) fn session_cookie(value: &str, config: &WebConfig) -> String {
     format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         config.session_ttl.as_secs(),
-        if config.secure_cookies { "; Secure" } else { "" }
+        if config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
     )
 }
 
@@ -156,7 +160,11 @@ pub(crate) fn session_cookie(value: &str, config: &WebConfig) -> String {
 pub(crate) fn clear_session_cookie(config: &WebConfig) -> String {
     format!(
         "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        if config.secure_cookies { "; Secure" } else { "" }
+        if config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
     )
 }
 
@@ -397,7 +405,11 @@ impl LoginLimiter {
             self.by_ip.retain(|_, q| fresh(q));
             self.by_user.retain(|_, q| fresh(q));
         }
-        push(self.by_ip.entry(ip).or_default(), now, LOGIN_FAILURES_PER_IP);
+        push(
+            self.by_ip.entry(ip).or_default(),
+            now,
+            LOGIN_FAILURES_PER_IP,
+        );
         push(
             self.by_user.entry(user.to_owned()).or_default(),
             now,
@@ -460,7 +472,9 @@ mod tests {
             assert!(l.check(t0, ip, "admin").is_ok(), "attempt {i}");
             l.record_failure(t0 + Duration::from_secs(i as u64), ip, "admin");
         }
-        let wait = l.check(t0 + Duration::from_secs(10), ip, "admin").unwrap_err();
+        let wait = l
+            .check(t0 + Duration::from_secs(10), ip, "admin")
+            .unwrap_err();
         assert_eq!(wait, LOGIN_WINDOW - Duration::from_secs(10));
         // Another user from the same address is not blocked yet.
         assert!(l.check(t0, ip, "bob").is_ok());

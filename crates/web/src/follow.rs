@@ -125,7 +125,10 @@ async fn page(s: &WebState, kind: RoomToken, token: &str) -> Result<Response> {
 fn private(markup: Markup) -> Response {
     let mut r = markup.into_response();
     let h = r.headers_mut();
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -184,9 +187,11 @@ async fn open_socket(
     }
     let subscription = s.live.subscribe(room.id, after)?;
     let live = s.live.clone();
-    Ok(ws.on_upgrade(move |socket| {
-        run_socket(socket, live, room.id, subscription, revoked, after)
-    }))
+    Ok(
+        ws.on_upgrade(move |socket| {
+            run_socket(socket, live, room.id, subscription, revoked, after)
+        }),
+    )
 }
 
 async fn send_json(socket: &mut WebSocket, value: &serde_json::Value) -> Result<(), ()> {

@@ -51,14 +51,14 @@ pub async fn serve_audio(
         });
     }
     // The content type is guessed from the extension (`audio/wav`).
-    let response = ServeFile::new(&path)
-        .try_call(request)
-        .await?;
+    let response = ServeFile::new(&path).try_call(request).await?;
     let mut response = response.map(Body::new).into_response();
     if download {
         let name = format!("recording-{}-{}.wav", id.0, recording.started_at);
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-            response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, v);
         }
     }
     Ok(response)

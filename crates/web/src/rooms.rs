@@ -112,7 +112,10 @@ impl RoomInput {
             &mut errors,
             fields::pin("access_pin", self.access_pin.as_deref()),
         );
-        collect(&mut errors, fields::pin("host_pin", self.host_pin.as_deref()));
+        collect(
+            &mut errors,
+            fields::pin("host_pin", self.host_pin.as_deref()),
+        );
         if !MAX_PARTICIPANTS.contains(&self.max_participants) {
             errors.insert(
                 "max_participants".to_owned(),

@@ -108,9 +108,14 @@ fn check_wav(bytes: &[u8]) -> Result<()> {
     while let Some(header) = bytes.get(at..at + 8) {
         let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
         if &header[0..4] == b"fmt " {
-            let Some(fmt) = bytes.get(at + 8..at + 8 + size.min(16)).filter(|f| f.len() >= 16)
+            let Some(fmt) = bytes
+                .get(at + 8..at + 8 + size.min(16))
+                .filter(|f| f.len() >= 16)
             else {
-                return Err(Error::invalid("file", "is a WAV file with a damaged header"));
+                return Err(Error::invalid(
+                    "file",
+                    "is a WAV file with a damaged header",
+                ));
             };
             let encoding = u16::from_le_bytes([fmt[0], fmt[1]]);
             let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
@@ -246,7 +251,10 @@ mod tests {
         assert_eq!(check_audio(b"OggS\0\x02", 1000).unwrap(), AudioFormat::Ogg);
         assert_eq!(check_audio(b"fLaC\0\0", 1000).unwrap(), AudioFormat::Flac);
         assert_eq!(check_audio(b"ID3\x04\0", 1000).unwrap(), AudioFormat::Mp3);
-        assert_eq!(check_audio(&[0xFF, 0xFB, 0x90], 1000).unwrap(), AudioFormat::Mp3);
+        assert_eq!(
+            check_audio(&[0xFF, 0xFB, 0x90], 1000).unwrap(),
+            AudioFormat::Mp3
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ async fn w2_requests_without_a_valid_token_get_401_in_the_error_shape() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.header(header::WWW_AUTHENTICATE), "Bearer realm=\"palaver\"");
+    assert_eq!(
+        r.header(header::WWW_AUTHENTICATE),
+        "Bearer realm=\"palaver\""
+    );
     assert_eq!(
         r.json(),
         json!({"error": "authentication required", "fields": {}})
@@ -64,7 +67,9 @@ async fn w2_openapi_document_and_docs_page_are_served() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
-    assert!(doc["components"]["schemas"]["RoomInput"]["properties"]["max_participants"].is_object());
+    assert!(
+        doc["components"]["schemas"]["RoomInput"]["properties"]["max_participants"].is_object()
+    );
     let r = a
         .send(
             axum::http::Request::get("/api/v1/docs")
@@ -105,7 +110,10 @@ async fn p1_lines_crud_with_bad_input() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let body = r.json();
     assert_eq!(body["error"], "invalid input");
-    assert_eq!(body["fields"]["extension"], "must contain digits only (found 'x')");
+    assert_eq!(
+        body["fields"]["extension"],
+        "must contain digits only (found 'x')"
+    );
     assert_eq!(body["fields"]["display_name"], "is required");
     assert_eq!(
         body["fields"]["password"],
@@ -138,7 +146,12 @@ async fn p1_lines_crud_with_bad_input() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["error"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     // Conflict: the extension is taken.
     let r = a
@@ -153,7 +166,15 @@ async fn p1_lines_crud_with_bad_input() {
         format!("1001 is already used by line {id}")
     );
 
-    assert_eq!(a.get("/api/v1/lines").await.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.get("/api/v1/lines")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         a.get(&format!("/api/v1/lines/{id}")).await.json()["display_name"],
         "Alice"
@@ -173,8 +194,14 @@ async fn p1_lines_crud_with_bad_input() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(a.get("/api/v1/lines/999").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.get("/api/v1/lines/abc").await.json()["error"], "line not found");
+    assert_eq!(
+        a.get("/api/v1/lines/999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.get("/api/v1/lines/abc").await.json()["error"],
+        "line not found"
+    );
     assert_eq!(
         a.put(
             "/api/v1/lines/999",
@@ -245,7 +272,15 @@ async fn c1_c15_rooms_take_every_setting() {
         .post("/api/v1/rooms", json!({"name": "Zero", "access_pin": "0"}))
         .await;
     assert_eq!(r.json()["access_pin"], serde_json::Value::Null);
-    assert_eq!(a.get("/api/v1/rooms").await.json().as_array().unwrap().len(), 3);
+    assert_eq!(
+        a.get("/api/v1/rooms")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -275,7 +310,10 @@ async fn c2_c3_c5_c9_room_validation_names_each_field() {
         "must be between 2 and 1000"
     );
     let r = a
-        .post("/api/v1/rooms", json!({"name": "x", "max_participants": -5}))
+        .post(
+            "/api/v1/rooms",
+            json!({"name": "x", "max_participants": -5}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.json()["fields"]["max_participants"].is_string());
@@ -308,7 +346,10 @@ async fn c2_c3_c5_c9_room_validation_names_each_field() {
     let r = a
         .post("/api/v1/rooms", json!({"name": "x", "max_participans": 5}))
         .await;
-    assert_eq!(r.json()["fields"]["max_participans"], "is not a known field");
+    assert_eq!(
+        r.json()["fields"]["max_participans"],
+        "is not a known field"
+    );
     assert!(a.store.rooms().await.unwrap().is_empty());
     assert_eq!(a.changes(), 0);
 }
@@ -354,18 +395,33 @@ async fn c1_room_update_patch_conflict_numbers_and_delete() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = a
-        .api(Method::PATCH, &url, Some(json!({"access_pin": null, "host_pin": null, "wait_for_host": false})))
+        .api(
+            Method::PATCH,
+            &url,
+            Some(json!({"access_pin": null, "host_pin": null, "wait_for_host": false})),
+        )
         .await;
-    assert_eq!(r.json()["warning"], "No PIN: anyone who knows the number can join.");
+    assert_eq!(
+        r.json()["warning"],
+        "No PIN: anyone who knows the number can join."
+    );
     // PUT replaces everything; omitted fields take defaults.
     let r = a.put(&url, json!({"name": "Renamed"})).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["max_participants"], 25);
     assert_eq!(r.json()["extension"], serde_json::Value::Null);
-    assert_eq!(a.get("/api/v1/rooms/77").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.put("/api/v1/rooms/77", json!({"name": "n"})).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        a.api(Method::PATCH, "/api/v1/rooms/77", Some(json!({}))).await.status,
+        a.get("/api/v1/rooms/77").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.put("/api/v1/rooms/77", json!({"name": "n"})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.api(Method::PATCH, "/api/v1/rooms/77", Some(json!({})))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 
@@ -390,7 +446,8 @@ async fn c1_room_update_patch_conflict_numbers_and_delete() {
             .unwrap()
             .contains("+33123456789")
     );
-    a.delete(&format!("/api/v1/numbers/{}", n.json()["id"])).await;
+    a.delete(&format!("/api/v1/numbers/{}", n.json()["id"]))
+        .await;
     assert_eq!(a.delete(&url).await.status, StatusCode::NO_CONTENT);
     assert_eq!(a.delete(&url).await.status, StatusCode::NOT_FOUND);
 }
@@ -414,7 +471,10 @@ async fn c8_c11_uploads_check_format_and_size() {
     assert!(!a.dir.path().join("uploads").join(&first).exists());
     // Music goes to its own setting.
     let r = a
-        .put_bytes(&format!("/api/v1/rooms/{id}/uploads/music"), b"OggS\0\x02rest".to_vec())
+        .put_bytes(
+            &format!("/api/v1/rooms/{id}/uploads/music"),
+            b"OggS\0\x02rest".to_vec(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.json()["moh_upload"].as_str().unwrap().ends_with(".ogg"));
@@ -422,7 +482,10 @@ async fn c8_c11_uploads_check_format_and_size() {
     // Bad files say why; too big is 413; unknown kind or room is 404.
     let r = a.put_bytes(&url, b"%PDF-1.7 not audio".to_vec()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json()["fields"]["file"], "is not a WAV, MP3, OGG or FLAC file");
+    assert_eq!(
+        r.json()["fields"]["file"],
+        "is not a WAV, MP3, OGG or FLAC file"
+    );
     let r = a.put_bytes(&url, Vec::new()).await;
     assert_eq!(r.json()["fields"]["file"], "is empty");
     let r = a.put_bytes(&url, wav(5000)).await;
@@ -432,11 +495,15 @@ async fn c8_c11_uploads_check_format_and_size() {
         "the file is too large: the limit is 4096 bytes"
     );
     assert_eq!(
-        a.put_bytes(&format!("/api/v1/rooms/{id}/uploads/video"), wav(10)).await.status,
+        a.put_bytes(&format!("/api/v1/rooms/{id}/uploads/video"), wav(10))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        a.put_bytes("/api/v1/rooms/999/uploads/music", wav(10)).await.status,
+        a.put_bytes("/api/v1/rooms/999/uploads/music", wav(10))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
     // The stored setting did not change on failures.
@@ -454,7 +521,10 @@ async fn c8_c11_uploads_check_format_and_size() {
 #[tokio::test]
 async fn c16_urls_generate_regenerate_delete() {
     let a = app().await;
-    let id = a.post("/api/v1/rooms", json!({"name": "Weekly"})).await.json()["id"]
+    let id = a
+        .post("/api/v1/rooms", json!({"name": "Weekly"}))
+        .await
+        .json()["id"]
         .as_i64()
         .unwrap();
     let r = a
@@ -478,7 +548,10 @@ async fn c16_urls_generate_regenerate_delete() {
     let stored = a.store.room(RoomId(id)).await.unwrap();
     assert_eq!(stored.follow_token_hash, Some(sha256_hex(&follow_token)));
     assert_eq!(stored.control_token_hash, Some(sha256_hex(&control_token)));
-    assert_eq!(a.get(&format!("/api/v1/rooms/{id}")).await.json()["has_follow_url"], true);
+    assert_eq!(
+        a.get(&format!("/api/v1/rooms/{id}")).await.json()["has_follow_url"],
+        true
+    );
 
     let page = |path: String| {
         let a = &a;
@@ -495,33 +568,70 @@ async fn c16_urls_generate_regenerate_delete() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("Weekly"));
     assert_eq!(r.header(header::REFERRER_POLICY), "no-referrer");
-    assert!(!r.text().contains("id=\"lock\""), "follow page has no controls");
+    assert!(
+        !r.text().contains("id=\"lock\""),
+        "follow page has no controls"
+    );
     let r = page(format!("/control/{control_token}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("id=\"lock\""));
     // A follow token does not open the control page.
-    assert_eq!(page(format!("/control/{follow_token}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        page(format!("/control/{follow_token}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Regenerating: the old URLs answer 404 at once.
-    let again = a.post(&format!("/api/v1/rooms/{id}/urls"), json!({})).await.json();
+    let again = a
+        .post(&format!("/api/v1/rooms/{id}/urls"), json!({}))
+        .await
+        .json();
     assert_ne!(again["follow_url"].as_str().unwrap(), follow);
-    assert_eq!(page(format!("/follow/{follow_token}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(page(format!("/control/{control_token}")).await.status, StatusCode::NOT_FOUND);
-    let new_follow = again["follow_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
-    assert_eq!(page(format!("/follow/{new_follow}")).await.status, StatusCode::OK);
+    assert_eq!(
+        page(format!("/follow/{follow_token}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(format!("/control/{control_token}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let new_follow = again["follow_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        page(format!("/follow/{new_follow}")).await.status,
+        StatusCode::OK
+    );
 
     // Deleting: gone too.
     assert_eq!(
         a.delete(&format!("/api/v1/rooms/{id}/urls")).await.status,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(page(format!("/follow/{new_follow}")).await.status, StatusCode::NOT_FOUND);
-    assert!(a.store.room(RoomId(id)).await.unwrap().follow_token_hash.is_none());
+    assert_eq!(
+        page(format!("/follow/{new_follow}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        a.store
+            .room(RoomId(id))
+            .await
+            .unwrap()
+            .follow_token_hash
+            .is_none()
+    );
     assert_eq!(
         a.post("/api/v1/rooms/999/urls", json!({})).await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(page("/follow/not-a-token".into()).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        page("/follow/not-a-token".into()).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -534,7 +644,10 @@ async fn c16_live_snapshot_and_commands() {
     let r = a.get(&format!("/api/v1/rooms/{id}/live")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["locked"], true);
-    assert_eq!(a.get("/api/v1/rooms/999/live").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.get("/api/v1/rooms/999/live").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     let r = a
         .post(
@@ -560,9 +673,24 @@ async fn c16_live_snapshot_and_commands() {
     assert_eq!(r.json()["error"], "participant 404 is not in the room");
 
     // The control URL sends commands without an API token.
-    let urls = a.post(&format!("/api/v1/rooms/{id}/urls"), json!({})).await.json();
-    let control = urls["control_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
-    let follow = urls["follow_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let urls = a
+        .post(&format!("/api/v1/rooms/{id}/urls"), json!({}))
+        .await
+        .json();
+    let control = urls["control_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let follow = urls["follow_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let command = |token: String, body: &'static str| {
         let a = &a;
         async move {
@@ -576,7 +704,9 @@ async fn c16_live_snapshot_and_commands() {
         }
     };
     assert_eq!(
-        command(control.clone(), r#"{"action":"lock"}"#).await.status,
+        command(control.clone(), r#"{"action":"lock"}"#)
+            .await
+            .status,
         StatusCode::ACCEPTED
     );
     assert_eq!(
@@ -591,7 +721,12 @@ async fn c16_live_snapshot_and_commands() {
     assert_eq!(
         commands,
         vec![
-            (RoomId(id), ControlCommand::Mute { participant: ParticipantId(3) }),
+            (
+                RoomId(id),
+                ControlCommand::Mute {
+                    participant: ParticipantId(3)
+                }
+            ),
             (RoomId(id), ControlCommand::Lock),
         ]
     );
@@ -600,8 +735,13 @@ async fn c16_live_snapshot_and_commands() {
 #[tokio::test]
 async fn c16_without_live_rooms_commands_are_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let store = palaver_store::Store::open_sqlite(&dir.path().join("db")).await.unwrap();
-    store.create_api_token("t", &sha256_hex("tok")).await.unwrap();
+    let store = palaver_store::Store::open_sqlite(&dir.path().join("db"))
+        .await
+        .unwrap();
+    store
+        .create_api_token("t", &sha256_hex("tok"))
+        .await
+        .unwrap();
     let room = store
         .create_room(&palaver_store::RoomSettings::new("r"))
         .await
@@ -634,7 +774,10 @@ async fn p3_numbers_crud_with_bad_input() {
     let room = a.post("/api/v1/rooms", json!({"name": "r"})).await.json()["id"]
         .as_i64()
         .unwrap();
-    let trunk = a.post("/api/v1/trunks", json!({"name": "carrier"})).await.json()["id"]
+    let trunk = a
+        .post("/api/v1/trunks", json!({"name": "carrier"}))
+        .await
+        .json()["id"]
         .as_i64()
         .unwrap();
     let r = a
@@ -688,7 +831,10 @@ async fn p3_numbers_crud_with_bad_input() {
     assert_eq!(r.json()["fields"]["trunk_id"], "trunk 99 does not exist");
 
     assert_eq!(a.get("/api/v1/numbers").await.json()[0]["trunk_id"], trunk);
-    assert_eq!(a.get(&format!("/api/v1/numbers/{id}")).await.json()["description"], "main");
+    assert_eq!(
+        a.get(&format!("/api/v1/numbers/{id}")).await.json()["description"],
+        "main"
+    );
     let r = a
         .put(
             &format!("/api/v1/numbers/{id}"),
@@ -699,14 +845,26 @@ async fn p3_numbers_crud_with_bad_input() {
     assert_eq!(r.json()["number"], "+3314");
     assert_eq!(r.json()["trunk_id"], serde_json::Value::Null);
     assert_eq!(
-        a.put("/api/v1/numbers/999", json!({"number": "1", "destination": {"kind": "room", "id": room}}))
-            .await
-            .status,
+        a.put(
+            "/api/v1/numbers/999",
+            json!({"number": "1", "destination": {"kind": "room", "id": room}})
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(a.get("/api/v1/numbers/999").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.delete(&format!("/api/v1/numbers/{id}")).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(a.delete(&format!("/api/v1/numbers/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.get("/api/v1/numbers/999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/numbers/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/numbers/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -722,19 +880,35 @@ async fn p2_trunks_crud_with_bad_input_and_hidden_password() {
     assert_eq!(t["has_password"], true);
     assert!(t.get("password").is_none());
     let id = t["id"].as_i64().unwrap();
-    assert_eq!(a.post("/api/v1/trunks", body).await.status, StatusCode::CONFLICT);
+    assert_eq!(
+        a.post("/api/v1/trunks", body).await.status,
+        StatusCode::CONFLICT
+    );
     let r = a
-        .post("/api/v1/trunks", json!({"name": "b", "addresses": ["10.1.2.3/8"]}))
+        .post(
+            "/api/v1/trunks",
+            json!({"name": "b", "addresses": ["10.1.2.3/8"]}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         r.json()["fields"]["addresses"],
         "\"10.1.2.3/8\" has host bits set; did you mean 10.0.0.0/8?"
     );
-    let r = a.post("/api/v1/trunks", json!({"name": "b", "register": true})).await;
-    assert_eq!(r.json()["fields"]["host"], "is required to register the trunk");
-    let r = a.post("/api/v1/trunks", json!({"name": "b", "transport": "sctp"})).await;
-    assert_eq!(r.json()["fields"]["transport"], "\"sctp\" is not one of udp, tcp, tls");
+    let r = a
+        .post("/api/v1/trunks", json!({"name": "b", "register": true}))
+        .await;
+    assert_eq!(
+        r.json()["fields"]["host"],
+        "is required to register the trunk"
+    );
+    let r = a
+        .post("/api/v1/trunks", json!({"name": "b", "transport": "sctp"}))
+        .await;
+    assert_eq!(
+        r.json()["fields"]["transport"],
+        "\"sctp\" is not one of udp, tcp, tls"
+    );
     // Replacing without a password keeps it; "" clears it.
     let r = a
         .put(
@@ -743,17 +917,53 @@ async fn p2_trunks_crud_with_bad_input_and_hidden_password() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(a.store.trunk(palaver_store::TrunkId(id)).await.unwrap().password.as_deref(), Some("pw"));
+    assert_eq!(
+        a.store
+            .trunk(palaver_store::TrunkId(id))
+            .await
+            .unwrap()
+            .password
+            .as_deref(),
+        Some("pw")
+    );
     let r = a
-        .put(&format!("/api/v1/trunks/{id}"), json!({"name": "carrier-a", "password": ""}))
+        .put(
+            &format!("/api/v1/trunks/{id}"),
+            json!({"name": "carrier-a", "password": ""}),
+        )
         .await;
     assert_eq!(r.json()["has_password"], false);
-    assert_eq!(a.get("/api/v1/trunks").await.json().as_array().unwrap().len(), 1);
-    assert_eq!(a.get(&format!("/api/v1/trunks/{id}")).await.json()["name"], "carrier-a");
-    assert_eq!(a.get("/api/v1/trunks/999").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.put("/api/v1/trunks/999", json!({"name": "x"})).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.delete(&format!("/api/v1/trunks/{id}")).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(a.delete(&format!("/api/v1/trunks/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.get("/api/v1/trunks")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/trunks/{id}")).await.json()["name"],
+        "carrier-a"
+    );
+    assert_eq!(
+        a.get("/api/v1/trunks/999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.put("/api/v1/trunks/999", json!({"name": "x"}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/trunks/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/trunks/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn recording(a: &common::App, room: i64, finished: bool) -> i64 {
@@ -790,10 +1000,16 @@ async fn recording(a: &common::App, room: i64, finished: bool) -> i64 {
 #[tokio::test]
 async fn c10_recordings_list_get_download_delete() {
     let a = app().await;
-    let room = a.post("/api/v1/rooms", json!({"name": "Weekly"})).await.json()["id"]
+    let room = a
+        .post("/api/v1/rooms", json!({"name": "Weekly"}))
+        .await
+        .json()["id"]
         .as_i64()
         .unwrap();
-    let other = a.post("/api/v1/rooms", json!({"name": "Other"})).await.json()["id"]
+    let other = a
+        .post("/api/v1/rooms", json!({"name": "Other"}))
+        .await
+        .json()["id"]
         .as_i64()
         .unwrap();
     let id = recording(&a, room, true).await;
@@ -801,21 +1017,41 @@ async fn c10_recordings_list_get_download_delete() {
 
     let list = a.get("/api/v1/recordings").await.json();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let list = a.get(&format!("/api/v1/recordings?room_id={room}")).await.json();
+    let list = a
+        .get(&format!("/api/v1/recordings?room_id={room}"))
+        .await
+        .json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["duration_ms"], 60_000);
     assert_eq!(list[0]["participants"][0]["name"], "Alice");
-    assert_eq!(list[0]["audio_url"], format!("/api/v1/recordings/{id}/audio"));
+    assert_eq!(
+        list[0]["audio_url"],
+        format!("/api/v1/recordings/{id}/audio")
+    );
     let r = a.get("/api/v1/recordings?room_id=abc").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json()["fields"]["room_id"], "must be a room id (a number)");
-    assert_eq!(a.get(&format!("/api/v1/recordings/{id}")).await.json()["room_name"], "Weekly");
-    assert_eq!(a.get("/api/v1/recordings/999").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json()["fields"]["room_id"],
+        "must be a room id (a number)"
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/recordings/{id}")).await.json()["room_name"],
+        "Weekly"
+    );
+    assert_eq!(
+        a.get("/api/v1/recordings/999").await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    let r = a.get(&format!("/api/v1/recordings/{id}/audio?download=1")).await;
+    let r = a
+        .get(&format!("/api/v1/recordings/{id}/audio?download=1"))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header(header::CONTENT_TYPE), "audio/wav");
-    assert!(r.header(header::CONTENT_DISPOSITION).starts_with("attachment;"));
+    assert!(
+        r.header(header::CONTENT_DISPOSITION)
+            .starts_with("attachment;")
+    );
     assert_eq!(r.body, wav(800));
     let r = a
         .send(
@@ -828,14 +1064,33 @@ async fn c10_recordings_list_get_download_delete() {
         .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.body, b"RIFF");
-    assert_eq!(a.get("/api/v1/recordings/999/audio").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.get("/api/v1/recordings/999/audio").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     let r = a.delete(&format!("/api/v1/recordings/{running}")).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(a.delete(&format!("/api/v1/recordings/{id}")).await.status, StatusCode::NO_CONTENT);
-    assert!(!a.dir.path().join(format!("recordings/rec-{room}-true.wav")).exists());
-    assert_eq!(a.delete(&format!("/api/v1/recordings/{id}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.get(&format!("/api/v1/recordings/{id}/audio")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.delete(&format!("/api/v1/recordings/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        !a.dir
+            .path()
+            .join(format!("recordings/rec-{room}-true.wav"))
+            .exists()
+    );
+    assert_eq!(
+        a.delete(&format!("/api/v1/recordings/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.get(&format!("/api/v1/recordings/{id}/audio"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -863,11 +1118,19 @@ async fn c10_recording_paths_never_leave_the_data_dir() {
 async fn w4_metrics_and_health() {
     let a = app().await;
     let r = a
-        .send(axum::http::Request::get("/healthz").body(axum::body::Body::empty()).unwrap())
+        .send(
+            axum::http::Request::get("/healthz")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.text(), "ok");
     let r = a
-        .send(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap())
+        .send(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.header(header::CONTENT_TYPE).starts_with("text/plain"));

@@ -53,11 +53,25 @@ fn alice() -> ParticipantView {
 }
 
 async fn room_with_urls(a: &common::App) -> (i64, String, String) {
-    let id = a.post("/api/v1/rooms", json!({"name": "Live"})).await.json()["id"]
+    let id = a
+        .post("/api/v1/rooms", json!({"name": "Live"}))
+        .await
+        .json()["id"]
         .as_i64()
         .unwrap();
-    let urls = a.post(&format!("/api/v1/rooms/{id}/urls"), json!({})).await.json();
-    let token = |k: &str| urls[k].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let urls = a
+        .post(&format!("/api/v1/rooms/{id}/urls"), json!({}))
+        .await
+        .json();
+    let token = |k: &str| {
+        urls[k]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
     (id, token("follow_url"), token("control_url"))
 }
 
@@ -93,7 +107,12 @@ async fn w3_snapshot_then_sequenced_events_and_resume() {
 
     // Missed while away: resuming after 1 replays 2 and 3, no snapshot.
     for (seq, event) in [
-        (2, RoomEvent::Muted { participant: ParticipantId(1) }),
+        (
+            2,
+            RoomEvent::Muted {
+                participant: ParticipantId(1),
+            },
+        ),
         (3, RoomEvent::Locked),
     ] {
         a.live.push(SequencedEvent { seq, event });
@@ -148,8 +167,7 @@ async fn c16_regenerating_closes_sockets_open_on_the_old_url() {
         }
     }
     // And the old URL no longer opens a socket.
-    let refused =
-        tokio_tungstenite::connect_async(format!("ws://{addr}/follow/{follow}/ws")).await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/follow/{follow}/ws")).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 404),
         other => panic!("expected 404, got {other:?}"),

@@ -34,7 +34,8 @@ struct Browser {
 }
 
 async fn post_form(a: &App, path: &str, cookie: Option<&str>, body: String) -> common::Reply {
-    let mut r = Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut r =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(c) = cookie {
         r = r.header(header::COOKIE, c);
     }
@@ -57,12 +58,18 @@ fn csrf_of(html: &str) -> String {
 }
 
 async fn login(a: &App) -> Browser {
-    palaver_web::ensure_admin(&a.store, Some("right-password")).await.unwrap();
+    palaver_web::ensure_admin(&a.store, Some("right-password"))
+        .await
+        .unwrap();
     let r = post_form(
         a,
         "/login",
         None,
-        form(&[("username", "admin"), ("password", "right-password"), ("next", "/rooms")]),
+        form(&[
+            ("username", "admin"),
+            ("password", "right-password"),
+            ("next", "/rooms"),
+        ]),
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
@@ -82,27 +89,56 @@ async fn w1_first_start_generates_a_password_once() {
     let generated = palaver_web::ensure_admin(&a.store, None).await.unwrap();
     let password = generated.expect("a generated password");
     assert_eq!(password.len(), 20);
-    assert_eq!(palaver_web::ensure_admin(&a.store, None).await.unwrap(), None);
-    let user = a.store.admin_user_by_username("admin").await.unwrap().unwrap();
+    assert_eq!(
+        palaver_web::ensure_admin(&a.store, None).await.unwrap(),
+        None
+    );
+    let user = a
+        .store
+        .admin_user_by_username("admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(palaver_web::verify_password(&password, &user.password_hash));
     // A configured password replaces it.
-    assert_eq!(palaver_web::ensure_admin(&a.store, Some("from-config")).await.unwrap(), None);
-    let user = a.store.admin_user_by_username("admin").await.unwrap().unwrap();
-    assert!(palaver_web::verify_password("from-config", &user.password_hash));
+    assert_eq!(
+        palaver_web::ensure_admin(&a.store, Some("from-config"))
+            .await
+            .unwrap(),
+        None
+    );
+    let user = a
+        .store
+        .admin_user_by_username("admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(palaver_web::verify_password(
+        "from-config",
+        &user.password_hash
+    ));
 }
 
 #[tokio::test]
 async fn w1_login_sets_a_strict_http_only_cookie_and_pages_need_it() {
     let a = app().await;
-    let r = a.send(Request::get("/rooms").body(Body::empty()).unwrap()).await;
+    let r = a
+        .send(Request::get("/rooms").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header(header::LOCATION), "/login?next=/rooms");
-    palaver_web::ensure_admin(&a.store, Some("right-password")).await.unwrap();
+    palaver_web::ensure_admin(&a.store, Some("right-password"))
+        .await
+        .unwrap();
     let r = post_form(
         &a,
         "/login",
         None,
-        form(&[("username", "admin"), ("password", "right-password"), ("next", "//evil.example")]),
+        form(&[
+            ("username", "admin"),
+            ("password", "right-password"),
+            ("next", "//evil.example"),
+        ]),
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -112,7 +148,11 @@ async fn w1_login_sets_a_strict_http_only_cookie_and_pages_need_it() {
     assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"));
     assert!(!c.contains("Secure"));
     // Only the hash of the session id is stored.
-    let id = c.split(';').next().unwrap().trim_start_matches("palaver_session=");
+    let id = c
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("palaver_session=");
     assert!(a.store.session(id, 0).await.unwrap().is_none());
     assert!(
         a.store
@@ -129,15 +169,26 @@ async fn w1_login_sets_a_strict_http_only_cookie_and_pages_need_it() {
     let r = post_form(&a, "/logout", Some(&b.cookie), form(&[("csrf", &b.csrf)])).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.header(header::SET_COOKIE).contains("Max-Age=0"));
-    assert_eq!(get_page(&a, "/rooms", &b.cookie).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get_page(&a, "/rooms", &b.cookie).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
 async fn w1_login_attempts_are_rate_limited_per_user() {
     let a = app().await;
-    palaver_web::ensure_admin(&a.store, Some("right-password")).await.unwrap();
+    palaver_web::ensure_admin(&a.store, Some("right-password"))
+        .await
+        .unwrap();
     for _ in 0..5 {
-        let r = post_form(&a, "/login", None, form(&[("username", "admin"), ("password", "guess")])).await;
+        let r = post_form(
+            &a,
+            "/login",
+            None,
+            form(&[("username", "admin"), ("password", "guess")]),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.text().contains("wrong user name or password"));
     }
@@ -177,23 +228,47 @@ async fn w1_room_editor_creates_with_every_setting_and_shows_errors_by_field() {
     let a = app().await;
     let b = login(&a).await;
     // No CSRF token: refused before anything is written.
-    let r = post_form(&a, "/rooms", Some(&b.cookie), room_form("", "Board", "30", "1234")).await;
+    let r = post_form(
+        &a,
+        "/rooms",
+        Some(&b.cookie),
+        room_form("", "Board", "30", "1234"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(a.store.rooms().await.unwrap().is_empty());
 
     // Bad values: 422, the page again with each message next to its field.
-    let r = post_form(&a, "/rooms", Some(&b.cookie), room_form(&b.csrf, "", "5000", "12ab")).await;
+    let r = post_form(
+        &a,
+        "/rooms",
+        Some(&b.cookie),
+        room_form(&b.csrf, "", "5000", "12ab"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let html = r.text();
     assert!(html.contains("id=\"max_participants-error\">must be between 2 and 1000"));
     assert!(html.contains("id=\"access_pin-error\">must contain digits only"));
     assert!(html.contains("id=\"name-error\">is required"));
     assert!(html.contains("value=\"5000\""), "typed values are kept");
-    let r = post_form(&a, "/rooms", Some(&b.cookie), room_form(&b.csrf, "x", "many", "1")).await;
+    let r = post_form(
+        &a,
+        "/rooms",
+        Some(&b.cookie),
+        room_form(&b.csrf, "x", "many", "1"),
+    )
+    .await;
     assert!(r.text().contains("must be a number between 2 and 1000"));
 
     // Every setting (C1–C15); anonymous callers unticked means refused.
-    let r = post_form(&a, "/rooms", Some(&b.cookie), room_form(&b.csrf, "Board", "30", "1234")).await;
+    let r = post_form(
+        &a,
+        "/rooms",
+        Some(&b.cookie),
+        room_form(&b.csrf, "Board", "30", "1234"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     let rooms = a.store.rooms().await.unwrap();
     let s = &rooms[0].settings;
@@ -212,7 +287,9 @@ async fn w1_room_editor_creates_with_every_setting_and_shows_errors_by_field() {
     want.report_email = Some("ops@example.org".into());
     assert_eq!(s, &want);
     assert_eq!(a.changes(), 1);
-    let page = get_page(&a, &format!("/rooms/{}", rooms[0].id), &b.cookie).await.text();
+    let page = get_page(&a, &format!("/rooms/{}", rooms[0].id), &b.cookie)
+        .await
+        .text();
     assert!(!page.contains("no-pin-warning"));
 
     // C17: the warning for a room without a PIN, in the editor and the list.
@@ -220,11 +297,19 @@ async fn w1_room_editor_creates_with_every_setting_and_shows_errors_by_field() {
         &a,
         &format!("/rooms/{}", rooms[0].id),
         Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("name", "Board"), ("max_participants", "30"), ("language", "en"), ("access_pin", "0")]),
+        form(&[
+            ("csrf", &b.csrf),
+            ("name", "Board"),
+            ("max_participants", "30"),
+            ("language", "en"),
+            ("access_pin", "0"),
+        ]),
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let page = get_page(&a, &format!("/rooms/{}", rooms[0].id), &b.cookie).await.text();
+    let page = get_page(&a, &format!("/rooms/{}", rooms[0].id), &b.cookie)
+        .await
+        .text();
     assert!(page.contains("No PIN: </strong>anyone who knows the number can join."));
     let list = get_page(&a, "/rooms", &b.cookie).await.text();
     assert!(list.contains("No PIN"));
@@ -234,19 +319,51 @@ async fn w1_room_editor_creates_with_every_setting_and_shows_errors_by_field() {
 async fn c16_panel_generates_and_deletes_urls() {
     let a = app().await;
     let b = login(&a).await;
-    let room = a.store.create_room(&RoomSettings::new("Weekly")).await.unwrap();
-    let r = post_form(&a, &format!("/rooms/{}/urls", room.id), Some(&b.cookie), form(&[("csrf", &b.csrf)])).await;
+    let room = a
+        .store
+        .create_room(&RoomSettings::new("Weekly"))
+        .await
+        .unwrap();
+    let r = post_form(
+        &a,
+        &format!("/rooms/{}/urls", room.id),
+        Some(&b.cookie),
+        form(&[("csrf", &b.csrf)]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header(header::CACHE_CONTROL), "no-store");
     let html = r.text();
     let at = html.find("/follow/").unwrap() + 8;
     let token = &html[at..at + 32];
     let stored = a.store.room(room.id).await.unwrap();
-    assert_eq!(stored.follow_token_hash, Some(palaver_web::sha256_hex(token)));
-    let r = post_form(&a, &format!("/rooms/{}/urls/delete", room.id), Some(&b.cookie), form(&[("csrf", &b.csrf)])).await;
+    assert_eq!(
+        stored.follow_token_hash,
+        Some(palaver_web::sha256_hex(token))
+    );
+    let r = post_form(
+        &a,
+        &format!("/rooms/{}/urls/delete", room.id),
+        Some(&b.cookie),
+        form(&[("csrf", &b.csrf)]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(a.store.room(room.id).await.unwrap().follow_token_hash.is_none());
-    let r = post_form(&a, &format!("/rooms/{}/urls", room.id), Some(&b.cookie), form(&[("csrf", "x")])).await;
+    assert!(
+        a.store
+            .room(room.id)
+            .await
+            .unwrap()
+            .follow_token_hash
+            .is_none()
+    );
+    let r = post_form(
+        &a,
+        &format!("/rooms/{}/urls", room.id),
+        Some(&b.cookie),
+        form(&[("csrf", "x")]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -254,7 +371,8 @@ fn multipart(csrf: &str, file: &[u8]) -> (String, Vec<u8>) {
     let boundary = "XBOUNDARYX";
     let mut body = Vec::new();
     body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n").as_bytes(),
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
     );
     body.extend_from_slice(
         format!(
@@ -290,10 +408,21 @@ async fn c8_panel_upload_accepts_audio_and_explains_refusals() {
     };
     let r = send(b.csrf.clone(), wav(400)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    assert!(a.store.room(room.id).await.unwrap().settings.moh_upload.is_some());
+    assert!(
+        a.store
+            .room(room.id)
+            .await
+            .unwrap()
+            .settings
+            .moh_upload
+            .is_some()
+    );
     let r = send(b.csrf.clone(), b"plain text".to_vec()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().contains("The file is not a WAV, MP3, OGG or FLAC file."));
+    assert!(
+        r.text()
+            .contains("The file is not a WAV, MP3, OGG or FLAC file.")
+    );
     let r = send("forged".into(), wav(10)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
@@ -304,15 +433,38 @@ async fn w1_every_panel_page_renders() {
     let b = login(&a).await;
     let room = a.store.create_room(&RoomSettings::new("r")).await.unwrap();
     let _ = RoomId(room.id.0);
-    for path in ["/rooms", "/rooms/new", &format!("/rooms/{}", room.id), "/lines", "/numbers",
-                 "/numbers/new?room=1", "/trunks", "/recordings", "/tokens", "/api/v1/docs"] {
+    for path in [
+        "/rooms",
+        "/rooms/new",
+        &format!("/rooms/{}", room.id),
+        "/lines",
+        "/numbers",
+        "/numbers/new?room=1",
+        "/trunks",
+        "/recordings",
+        "/tokens",
+        "/api/v1/docs",
+    ] {
         let r = get_page(&a, path, &b.cookie).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
-        assert_eq!(r.header(header::X_FRAME_OPTIONS), if path.starts_with("/api") { "" } else { "DENY" }, "{path}");
+        assert_eq!(
+            r.header(header::X_FRAME_OPTIONS),
+            if path.starts_with("/api") { "" } else { "DENY" },
+            "{path}"
+        );
     }
-    assert_eq!(get_page(&a, "/rooms/999", &b.cookie).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_page(&a, "/rooms/999", &b.cookie).await.status,
+        StatusCode::NOT_FOUND
+    );
     // A token made in the panel works for the API, once shown.
-    let r = post_form(&a, "/tokens", Some(&b.cookie), form(&[("csrf", &b.csrf), ("name", "script")])).await;
+    let r = post_form(
+        &a,
+        "/tokens",
+        Some(&b.cookie),
+        form(&[("csrf", &b.csrf), ("name", "script")]),
+    )
+    .await;
     let html = r.text();
     let at = html.find("id=\"token-value\"").unwrap();
     let value_at = html[at..].find("value=\"").unwrap() + at + 7;
@@ -327,21 +479,66 @@ async fn w1_every_panel_page_renders() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     // Lines, numbers and trunks through their forms.
-    let r = post_form(&a, "/lines", Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("extension", "1001"), ("display_name", "Alice"), ("password", "pw")])).await;
+    let r = post_form(
+        &a,
+        "/lines",
+        Some(&b.cookie),
+        form(&[
+            ("csrf", &b.csrf),
+            ("extension", "1001"),
+            ("display_name", "Alice"),
+            ("password", "pw"),
+        ]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let r = post_form(&a, "/lines", Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("extension", "1001"), ("display_name", "Bob"), ("password", "pw")])).await;
+    let r = post_form(
+        &a,
+        "/lines",
+        Some(&b.cookie),
+        form(&[
+            ("csrf", &b.csrf),
+            ("extension", "1001"),
+            ("display_name", "Bob"),
+            ("password", "pw"),
+        ]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.text().contains("1001 is already used by line"));
-    let r = post_form(&a, "/trunks", Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("name", "carrier"), ("addresses", "127.0.0.0/8\n::1"), ("transport", "udp"), ("enabled", "on")])).await;
+    let r = post_form(
+        &a,
+        "/trunks",
+        Some(&b.cookie),
+        form(&[
+            ("csrf", &b.csrf),
+            ("name", "carrier"),
+            ("addresses", "127.0.0.0/8\n::1"),
+            ("transport", "udp"),
+            ("enabled", "on"),
+        ]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let r = post_form(&a, "/numbers", Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("number", "+3312"), ("destination", &format!("room:{}", room.id))])).await;
+    let r = post_form(
+        &a,
+        "/numbers",
+        Some(&b.cookie),
+        form(&[
+            ("csrf", &b.csrf),
+            ("number", "+3312"),
+            ("destination", &format!("room:{}", room.id)),
+        ]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let r = post_form(&a, "/numbers", Some(&b.cookie),
-        form(&[("csrf", &b.csrf), ("number", "+3313"), ("destination", "")])).await;
+    let r = post_form(
+        &a,
+        "/numbers",
+        Some(&b.cookie),
+        form(&[("csrf", &b.csrf), ("number", "+3313"), ("destination", "")]),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().contains("choose a line or a room"));
     assert_eq!(a.changes(), 3);

@@ -15,7 +15,7 @@ use palaver_store::{
 use serde::Deserialize;
 
 use super::{
-    InputKind, NoticeQuery, PanelResult, checkbox, check_csrf, csrf_field, field_error, layout,
+    InputKind, NoticeQuery, PanelResult, check_csrf, checkbox, csrf_field, field_error, layout,
     notice, page, post_button, text_input,
 };
 use crate::api::{LineInput, TrunkInput};
@@ -113,7 +113,13 @@ impl LineForm {
     }
 }
 
-fn line_form(session: &PanelSession, action: &str, f: &LineForm, errors: &FieldErrors, submit: &str) -> Markup {
+fn line_form(
+    session: &PanelSession,
+    action: &str,
+    f: &LineForm,
+    errors: &FieldErrors,
+    submit: &str,
+) -> Markup {
     html! {
         form.card method="post" action=(action) novalidate {
             (csrf_field(session))
@@ -127,7 +133,13 @@ fn line_form(session: &PanelSession, action: &str, f: &LineForm, errors: &FieldE
     }
 }
 
-fn lines_page(session: &PanelSession, lines: &[Line], form: &LineForm, errors: &FieldErrors, notice_key: Option<&str>) -> Markup {
+fn lines_page(
+    session: &PanelSession,
+    lines: &[Line],
+    form: &LineForm,
+    errors: &FieldErrors,
+    notice_key: Option<&str>,
+) -> Markup {
     let content = html! {
         div.page-head { h1 { "Lines" } }
         (notice(notice_key))
@@ -150,16 +162,31 @@ fn lines_page(session: &PanelSession, lines: &[Line], form: &LineForm, errors: &
     layout("Lines", "/lines", session, content)
 }
 
-async fn lines(State(s): State<WebState>, session: PanelSession, Query(q): Query<NoticeQuery>) -> PanelResult {
+async fn lines(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
     let lines = s.store.lines().await?;
     let form = LineForm {
         password: random_token()[..16].to_owned(),
         ..LineForm::default()
     };
-    Ok(lines_page(&session, &lines, &form, &FieldErrors::new(), q.notice.as_deref()).into_response())
+    Ok(lines_page(
+        &session,
+        &lines,
+        &form,
+        &FieldErrors::new(),
+        q.notice.as_deref(),
+    )
+    .into_response())
 }
 
-async fn create_line(State(s): State<WebState>, session: PanelSession, Form(form): Form<LineForm>) -> PanelResult {
+async fn create_line(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Form(form): Form<LineForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let result = match form.input().to_fields() {
         Ok(f) => s.store.create_line(&f).await.map_err(Error::from),
@@ -172,13 +199,22 @@ async fn create_line(State(s): State<WebState>, session: PanelSession, Form(form
         }
         Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             let lines = s.store.lines().await?;
-            Ok(page(e.status(), lines_page(&session, &lines, &form, &e.fields(), None)))
+            Ok(page(
+                e.status(),
+                lines_page(&session, &lines, &form, &e.fields(), None),
+            ))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-fn line_edit_page(session: &PanelSession, id: LineId, f: &LineForm, errors: &FieldErrors, notice_key: Option<&str>) -> Markup {
+fn line_edit_page(
+    session: &PanelSession,
+    id: LineId,
+    f: &LineForm,
+    errors: &FieldErrors,
+    notice_key: Option<&str>,
+) -> Markup {
     let content = html! {
         div.page-head { div { p.crumbs { a href="/lines" { "Lines" } " /" } h1 { "Line " (f.extension) } } }
         (notice(notice_key))
@@ -190,7 +226,12 @@ fn line_edit_page(session: &PanelSession, id: LineId, f: &LineForm, errors: &Fie
     layout("Line", "/lines", session, content)
 }
 
-async fn edit_line(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Query(q): Query<NoticeQuery>) -> PanelResult {
+async fn edit_line(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
     let line = s.store.line(LineId(id_of(&id, "line")?)).await?;
     let f = LineForm {
         csrf: String::new(),
@@ -198,10 +239,22 @@ async fn edit_line(State(s): State<WebState>, session: PanelSession, Path(id): P
         display_name: line.display_name,
         password: line.password,
     };
-    Ok(line_edit_page(&session, line.id, &f, &FieldErrors::new(), q.notice.as_deref()).into_response())
+    Ok(line_edit_page(
+        &session,
+        line.id,
+        &f,
+        &FieldErrors::new(),
+        q.notice.as_deref(),
+    )
+    .into_response())
 }
 
-async fn update_line(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<LineForm>) -> PanelResult {
+async fn update_line(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<LineForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let id = LineId(id_of(&id, "line")?);
     let result = match form.input().to_fields() {
@@ -213,14 +266,20 @@ async fn update_line(State(s): State<WebState>, session: PanelSession, Path(id):
             s.directory_changed();
             Ok(Redirect::to(&format!("/lines/{id}?notice=saved")).into_response())
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            Ok(page(e.status(), line_edit_page(&session, id, &form, &e.fields(), None)))
-        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => Ok(page(
+            e.status(),
+            line_edit_page(&session, id, &form, &e.fields(), None),
+        )),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn delete_line(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> PanelResult {
+async fn delete_line(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     s.store.delete_line(LineId(id_of(&id, "line")?)).await?;
     s.directory_changed();
@@ -247,7 +306,9 @@ impl NumberForm {
             _ => None,
         };
         let mut errors = FieldErrors::new();
-        if let Err(palaver_store::StoreError::Invalid { field, message }) = palaver_store::fields::did("number", &self.number) {
+        if let Err(palaver_store::StoreError::Invalid { field, message }) =
+            palaver_store::fields::did("number", &self.number)
+        {
             errors.insert(field.into(), message);
         }
         if destination.is_none() {
@@ -289,7 +350,14 @@ async fn choices(s: &WebState) -> Result<Choices, Error> {
     })
 }
 
-fn number_form(session: &PanelSession, action: &str, f: &NumberForm, errors: &FieldErrors, c: &Choices, submit: &str) -> Markup {
+fn number_form(
+    session: &PanelSession,
+    action: &str,
+    f: &NumberForm,
+    errors: &FieldErrors,
+    c: &Choices,
+    submit: &str,
+) -> Markup {
     html! {
         form.card method="post" action=(action) novalidate {
             (csrf_field(session))
@@ -335,12 +403,24 @@ fn number_form(session: &PanelSession, action: &str, f: &NumberForm, errors: &Fi
 
 fn dest_label(d: Destination, c: &Choices) -> String {
     match d {
-        Destination::Room(id) => c.rooms.iter().find(|r| r.id == id).map_or_else(|| format!("room {id}"), |r| format!("Room: {}", r.settings.name)),
-        Destination::Line(id) => c.lines.iter().find(|l| l.id == id).map_or_else(|| format!("line {id}"), |l| format!("Line: {} {}", l.extension, l.display_name)),
+        Destination::Room(id) => c.rooms.iter().find(|r| r.id == id).map_or_else(
+            || format!("room {id}"),
+            |r| format!("Room: {}", r.settings.name),
+        ),
+        Destination::Line(id) => c.lines.iter().find(|l| l.id == id).map_or_else(
+            || format!("line {id}"),
+            |l| format!("Line: {} {}", l.extension, l.display_name),
+        ),
     }
 }
 
-async fn numbers_page(s: &WebState, session: &PanelSession, form: &NumberForm, errors: &FieldErrors, notice_key: Option<&str>) -> Result<Markup, Error> {
+async fn numbers_page(
+    s: &WebState,
+    session: &PanelSession,
+    form: &NumberForm,
+    errors: &FieldErrors,
+    notice_key: Option<&str>,
+) -> Result<Markup, Error> {
     let numbers = s.store.numbers().await?;
     let c = choices(s).await?;
     let content = html! {
@@ -366,8 +446,20 @@ async fn numbers_page(s: &WebState, session: &PanelSession, form: &NumberForm, e
     Ok(layout("Public numbers", "/numbers", session, content))
 }
 
-async fn numbers(State(s): State<WebState>, session: PanelSession, Query(q): Query<NoticeQuery>) -> PanelResult {
-    Ok(numbers_page(&s, &session, &NumberForm::default(), &FieldErrors::new(), q.notice.as_deref()).await?.into_response())
+async fn numbers(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
+    Ok(numbers_page(
+        &s,
+        &session,
+        &NumberForm::default(),
+        &FieldErrors::new(),
+        q.notice.as_deref(),
+    )
+    .await?
+    .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,15 +467,25 @@ struct NewNumberQuery {
     room: Option<String>,
 }
 
-async fn new_number(State(s): State<WebState>, session: PanelSession, Query(q): Query<NewNumberQuery>) -> PanelResult {
+async fn new_number(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<NewNumberQuery>,
+) -> PanelResult {
     let form = NumberForm {
         destination: q.room.map(|r| format!("room:{r}")).unwrap_or_default(),
         ..NumberForm::default()
     };
-    Ok(numbers_page(&s, &session, &form, &FieldErrors::new(), None).await?.into_response())
+    Ok(numbers_page(&s, &session, &form, &FieldErrors::new(), None)
+        .await?
+        .into_response())
 }
 
-async fn create_number(State(s): State<WebState>, session: PanelSession, Form(form): Form<NumberForm>) -> PanelResult {
+async fn create_number(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Form(form): Form<NumberForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let result = match form.to_fields() {
         Ok(f) => s.store.create_number(&f).await.map_err(Error::from),
@@ -394,14 +496,22 @@ async fn create_number(State(s): State<WebState>, session: PanelSession, Form(fo
             s.directory_changed();
             Ok(Redirect::to("/numbers?notice=created").into_response())
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            Ok(page(e.status(), numbers_page(&s, &session, &form, &e.fields(), None).await?))
-        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => Ok(page(
+            e.status(),
+            numbers_page(&s, &session, &form, &e.fields(), None).await?,
+        )),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn number_edit_page(s: &WebState, session: &PanelSession, id: NumberId, f: &NumberForm, errors: &FieldErrors, notice_key: Option<&str>) -> Result<Markup, Error> {
+async fn number_edit_page(
+    s: &WebState,
+    session: &PanelSession,
+    id: NumberId,
+    f: &NumberForm,
+    errors: &FieldErrors,
+    notice_key: Option<&str>,
+) -> Result<Markup, Error> {
     let c = choices(s).await?;
     let content = html! {
         div.page-head { div { p.crumbs { a href="/numbers" { "Public numbers" } " /" } h1 { (f.number) } } }
@@ -412,19 +522,45 @@ async fn number_edit_page(s: &WebState, session: &PanelSession, id: NumberId, f:
     Ok(layout("Public number", "/numbers", session, content))
 }
 
-async fn edit_number(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Query(q): Query<NoticeQuery>) -> PanelResult {
+async fn edit_number(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
     let n = s.store.number(NumberId(id_of(&id, "number")?)).await?;
     let f = NumberForm {
         csrf: String::new(),
         number: n.number,
-        destination: format!("{}:{}", n.destination.kind(), match n.destination { Destination::Line(i) => i.0, Destination::Room(i) => i.0 }),
+        destination: format!(
+            "{}:{}",
+            n.destination.kind(),
+            match n.destination {
+                Destination::Line(i) => i.0,
+                Destination::Room(i) => i.0,
+            }
+        ),
         trunk_id: n.trunk_id.map(|t| t.to_string()).unwrap_or_default(),
         description: n.description,
     };
-    Ok(number_edit_page(&s, &session, n.id, &f, &FieldErrors::new(), q.notice.as_deref()).await?.into_response())
+    Ok(number_edit_page(
+        &s,
+        &session,
+        n.id,
+        &f,
+        &FieldErrors::new(),
+        q.notice.as_deref(),
+    )
+    .await?
+    .into_response())
 }
 
-async fn update_number(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<NumberForm>) -> PanelResult {
+async fn update_number(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<NumberForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let id = NumberId(id_of(&id, "number")?);
     let result = match form.to_fields() {
@@ -436,16 +572,24 @@ async fn update_number(State(s): State<WebState>, session: PanelSession, Path(id
             s.directory_changed();
             Ok(Redirect::to(&format!("/numbers/{id}?notice=saved")).into_response())
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            Ok(page(e.status(), number_edit_page(&s, &session, id, &form, &e.fields(), None).await?))
-        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => Ok(page(
+            e.status(),
+            number_edit_page(&s, &session, id, &form, &e.fields(), None).await?,
+        )),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn delete_number(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> PanelResult {
+async fn delete_number(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
-    s.store.delete_number(NumberId(id_of(&id, "number")?)).await?;
+    s.store
+        .delete_number(NumberId(id_of(&id, "number")?))
+        .await?;
     s.directory_changed();
     Ok(Redirect::to("/numbers?notice=deleted").into_response())
 }
@@ -508,7 +652,12 @@ impl TrunkForm {
         TrunkForm {
             csrf: String::new(),
             name: t.name.clone(),
-            addresses: t.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+            addresses: t
+                .addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
             host: t.host.clone().unwrap_or_default(),
             transport: t.transport.to_string(),
             username: t.username.clone().unwrap_or_default(),
@@ -519,7 +668,14 @@ impl TrunkForm {
     }
 }
 
-fn trunk_form(session: &PanelSession, action: &str, f: &TrunkForm, errors: &FieldErrors, submit: &str, has_password: bool) -> Markup {
+fn trunk_form(
+    session: &PanelSession,
+    action: &str,
+    f: &TrunkForm,
+    errors: &FieldErrors,
+    submit: &str,
+    has_password: bool,
+) -> Markup {
     html! {
         form.card method="post" action=(action) novalidate {
             (csrf_field(session))
@@ -554,7 +710,13 @@ fn trunk_form(session: &PanelSession, action: &str, f: &TrunkForm, errors: &Fiel
     }
 }
 
-async fn trunks_page(s: &WebState, session: &PanelSession, form: &TrunkForm, errors: &FieldErrors, notice_key: Option<&str>) -> Result<Markup, Error> {
+async fn trunks_page(
+    s: &WebState,
+    session: &PanelSession,
+    form: &TrunkForm,
+    errors: &FieldErrors,
+    notice_key: Option<&str>,
+) -> Result<Markup, Error> {
     let trunks = s.store.trunks().await?;
     let content = html! {
         div.page-head { h1 { "Trunks" } }
@@ -582,11 +744,27 @@ async fn trunks_page(s: &WebState, session: &PanelSession, form: &TrunkForm, err
     Ok(layout("Trunks", "/trunks", session, content))
 }
 
-async fn trunks(State(s): State<WebState>, session: PanelSession, Query(q): Query<NoticeQuery>) -> PanelResult {
-    Ok(trunks_page(&s, &session, &TrunkForm::default(), &FieldErrors::new(), q.notice.as_deref()).await?.into_response())
+async fn trunks(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
+    Ok(trunks_page(
+        &s,
+        &session,
+        &TrunkForm::default(),
+        &FieldErrors::new(),
+        q.notice.as_deref(),
+    )
+    .await?
+    .into_response())
 }
 
-async fn create_trunk(State(s): State<WebState>, session: PanelSession, Form(form): Form<TrunkForm>) -> PanelResult {
+async fn create_trunk(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Form(form): Form<TrunkForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let result = match form.input().to_fields(None) {
         Ok(f) => s.store.create_trunk(&f).await.map_err(Error::from),
@@ -597,14 +775,22 @@ async fn create_trunk(State(s): State<WebState>, session: PanelSession, Form(for
             s.directory_changed();
             Ok(Redirect::to("/trunks?notice=created").into_response())
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            Ok(page(e.status(), trunks_page(&s, &session, &form, &e.fields(), None).await?))
-        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => Ok(page(
+            e.status(),
+            trunks_page(&s, &session, &form, &e.fields(), None).await?,
+        )),
         Err(e) => Err(e.into()),
     }
 }
 
-fn trunk_edit_page(session: &PanelSession, id: TrunkId, f: &TrunkForm, errors: &FieldErrors, has_password: bool, notice_key: Option<&str>) -> Markup {
+fn trunk_edit_page(
+    session: &PanelSession,
+    id: TrunkId,
+    f: &TrunkForm,
+    errors: &FieldErrors,
+    has_password: bool,
+    notice_key: Option<&str>,
+) -> Markup {
     let content = html! {
         div.page-head { div { p.crumbs { a href="/trunks" { "Trunks" } " /" } h1 { (f.name) } } }
         (notice(notice_key))
@@ -614,12 +800,30 @@ fn trunk_edit_page(session: &PanelSession, id: TrunkId, f: &TrunkForm, errors: &
     layout("Trunk", "/trunks", session, content)
 }
 
-async fn edit_trunk(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Query(q): Query<NoticeQuery>) -> PanelResult {
+async fn edit_trunk(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
     let t = s.store.trunk(TrunkId(id_of(&id, "trunk")?)).await?;
-    Ok(trunk_edit_page(&session, t.id, &TrunkForm::from_trunk(&t), &FieldErrors::new(), t.password.is_some(), q.notice.as_deref()).into_response())
+    Ok(trunk_edit_page(
+        &session,
+        t.id,
+        &TrunkForm::from_trunk(&t),
+        &FieldErrors::new(),
+        t.password.is_some(),
+        q.notice.as_deref(),
+    )
+    .into_response())
 }
 
-async fn update_trunk(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<TrunkForm>) -> PanelResult {
+async fn update_trunk(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<TrunkForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let id = TrunkId(id_of(&id, "trunk")?);
     let current = s.store.trunk(id).await?;
@@ -633,14 +837,20 @@ async fn update_trunk(State(s): State<WebState>, session: PanelSession, Path(id)
             s.directory_changed();
             Ok(Redirect::to(&format!("/trunks/{id}?notice=saved")).into_response())
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
-            Ok(page(e.status(), trunk_edit_page(&session, id, &form, &e.fields(), has_password, None)))
-        }
+        Err(e @ (Error::Invalid { .. } | Error::Conflict { .. })) => Ok(page(
+            e.status(),
+            trunk_edit_page(&session, id, &form, &e.fields(), has_password, None),
+        )),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn delete_trunk(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> PanelResult {
+async fn delete_trunk(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     s.store.delete_trunk(TrunkId(id_of(&id, "trunk")?)).await?;
     s.directory_changed();
@@ -655,7 +865,11 @@ struct RecordingsQuery {
     notice: Option<String>,
 }
 
-async fn recordings(State(s): State<WebState>, session: PanelSession, Query(q): Query<RecordingsQuery>) -> PanelResult {
+async fn recordings(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<RecordingsQuery>,
+) -> PanelResult {
     let room = q.room.as_deref().and_then(|r| r.parse().ok()).map(RoomId);
     let list = s.store.recordings(room).await?;
     let room_name = match room {
@@ -706,7 +920,8 @@ async fn recordings(State(s): State<WebState>, session: PanelSession, Query(q): 
 /// "3: Alice (host), 1002, Bob" from the recorder's JSON list; any element
 /// shape is tolerated (the conference layer owns it).
 fn participant_summary(json: &str) -> String {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(json) else {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
         return "—".into();
     };
     if items.is_empty() {
@@ -717,7 +932,9 @@ fn participant_summary(json: &str) -> String {
         .take(4)
         .map(|p| {
             let text = |k: &str| p.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
-            let who = text("name").or_else(|| text("number")).unwrap_or("anonymous");
+            let who = text("name")
+                .or_else(|| text("number"))
+                .unwrap_or("anonymous");
             if p.get("host").and_then(|h| h.as_bool()) == Some(true) {
                 format!("{who} (host)")
             } else {
@@ -734,12 +951,26 @@ struct AudioQuery {
     download: Option<String>,
 }
 
-async fn recording_audio(State(s): State<WebState>, _session: PanelSession, Path(id): Path<String>, Query(q): Query<AudioQuery>, request: Request) -> PanelResult {
+async fn recording_audio(
+    State(s): State<WebState>,
+    _session: PanelSession,
+    Path(id): Path<String>,
+    Query(q): Query<AudioQuery>,
+    request: Request,
+) -> PanelResult {
     let id = RecordingId(id_of(&id, "recording")?);
-    Ok(crate::recordings::serve_audio(&s, id, q.download.is_some_and(|d| d != "0"), request).await?)
+    Ok(
+        crate::recordings::serve_audio(&s, id, q.download.is_some_and(|d| d != "0"), request)
+            .await?,
+    )
 }
 
-async fn delete_recording(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> PanelResult {
+async fn delete_recording(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let id = RecordingId(id_of(&id, "recording")?);
     let deleted = crate::recordings::delete_recording(&s, id).await?;
@@ -759,7 +990,14 @@ struct TokenForm {
     name: String,
 }
 
-async fn tokens_page(s: &WebState, session: &PanelSession, name: &str, errors: &FieldErrors, fresh: Option<&str>, notice_key: Option<&str>) -> Result<Markup, Error> {
+async fn tokens_page(
+    s: &WebState,
+    session: &PanelSession,
+    name: &str,
+    errors: &FieldErrors,
+    fresh: Option<&str>,
+    notice_key: Option<&str>,
+) -> Result<Markup, Error> {
     let tokens = s.store.api_tokens().await?;
     let content = html! {
         div.page-head { h1 { "API tokens" } }
@@ -797,32 +1035,68 @@ async fn tokens_page(s: &WebState, session: &PanelSession, name: &str, errors: &
     Ok(layout("API tokens", "/tokens", session, content))
 }
 
-async fn tokens(State(s): State<WebState>, session: PanelSession, Query(q): Query<NoticeQuery>) -> PanelResult {
-    Ok(tokens_page(&s, &session, "", &FieldErrors::new(), None, q.notice.as_deref()).await?.into_response())
+async fn tokens(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Query(q): Query<NoticeQuery>,
+) -> PanelResult {
+    Ok(tokens_page(
+        &s,
+        &session,
+        "",
+        &FieldErrors::new(),
+        None,
+        q.notice.as_deref(),
+    )
+    .await?
+    .into_response())
 }
 
-async fn create_token(State(s): State<WebState>, session: PanelSession, Form(form): Form<TokenForm>) -> PanelResult {
+async fn create_token(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Form(form): Form<TokenForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
     let token = random_token();
-    match s.store.create_api_token(&form.name, &sha256_hex(&token)).await {
+    match s
+        .store
+        .create_api_token(&form.name, &sha256_hex(&token))
+        .await
+    {
         Ok(_) => {
-            let mut r = tokens_page(&s, &session, "", &FieldErrors::new(), Some(&token), None).await?.into_response();
-            r.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            let mut r = tokens_page(&s, &session, "", &FieldErrors::new(), Some(&token), None)
+                .await?
+                .into_response();
+            r.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
             Ok(r)
         }
         Err(e) => {
             let e = Error::from(e);
             match e {
-                Error::Invalid { .. } => Ok(page(e.status(), tokens_page(&s, &session, &form.name, &e.fields(), None, None).await?)),
+                Error::Invalid { .. } => Ok(page(
+                    e.status(),
+                    tokens_page(&s, &session, &form.name, &e.fields(), None, None).await?,
+                )),
                 other => Err(other.into()),
             }
         }
     }
 }
 
-async fn delete_token(State(s): State<WebState>, session: PanelSession, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> PanelResult {
+async fn delete_token(
+    State(s): State<WebState>,
+    session: PanelSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> PanelResult {
     check_csrf(&session, &form.csrf)?;
-    s.store.delete_api_token(ApiTokenId(id_of(&id, "API token")?)).await?;
+    s.store
+        .delete_api_token(ApiTokenId(id_of(&id, "API token")?))
+        .await?;
     Ok(Redirect::to("/tokens?notice=deleted").into_response())
 }
 

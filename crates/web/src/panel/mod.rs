@@ -28,7 +28,6 @@ use crate::auth::{self, ClientIp, PanelSession, clear_session_cookie, safe_next}
 use crate::error::{Error, FieldErrors};
 use crate::state::WebState;
 
-
 /// The panel's stylesheet, embedded in the binary.
 pub const PANEL_CSS: &str = include_str!("../../assets/panel.css");
 /// The follow/control pages' script, embedded in the binary.
@@ -251,7 +250,9 @@ pub fn notice(key: Option<&str>) -> Markup {
         Some("deleted") => "Deleted.",
         Some("uploaded") => "Uploaded.",
         Some("removed") => "Removed.",
-        Some("urls-deleted") => "The follow and control URLs were deleted; the old links stopped working.",
+        Some("urls-deleted") => {
+            "The follow and control URLs were deleted; the old links stopped working."
+        }
         _ => return html! {},
     };
     html! { p.banner.ok role="status" { (text) } }

@@ -12,7 +12,7 @@ use palaver_store::{Destination, Language, Room, RoomId, RoomSettings};
 use serde::Deserialize;
 
 use super::{
-    InputKind, NoticeQuery, PanelResult, checkbox, check_csrf, csrf_field, field_error, layout,
+    InputKind, NoticeQuery, PanelResult, check_csrf, checkbox, csrf_field, field_error, layout,
     notice, page, post_button, text_input, upload_body_limit,
 };
 use crate::auth::PanelSession;
@@ -530,9 +530,12 @@ async fn delete(
     let room = s.store.room(id).await?;
     s.store.delete_room(id).await?;
     rooms::delete_urls_after_room_delete(&s, id);
-    for file in [&room.settings.announcement_upload, &room.settings.moh_upload]
-        .into_iter()
-        .flatten()
+    for file in [
+        &room.settings.announcement_upload,
+        &room.settings.moh_upload,
+    ]
+    .into_iter()
+    .flatten()
     {
         uploads::remove_file(&uploads::upload_path(&s, file)).await;
     }
@@ -602,24 +605,43 @@ async fn upload(
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return upload_error(&s, &session, id, kind, Error::PayloadTooLarge {
-                    limit_bytes: s.config.max_upload_bytes,
-                })
+                return upload_error(
+                    &s,
+                    &session,
+                    id,
+                    kind,
+                    Error::PayloadTooLarge {
+                        limit_bytes: s.config.max_upload_bytes,
+                    },
+                )
                 .await;
             }
             Err(e) => return Err(Error::BadRequest(e.body_text()).into()),
         };
         match field.name() {
-            Some("csrf") => csrf = Some(field.text().await.map_err(|e| Error::BadRequest(e.body_text()))?),
+            Some("csrf") => {
+                csrf = Some(
+                    field
+                        .text()
+                        .await
+                        .map_err(|e| Error::BadRequest(e.body_text()))?,
+                )
+            }
             Some("file") => {
                 // Checked before reading the file, so a forged form costs nothing.
                 check_csrf(&session, csrf.as_deref().unwrap_or(""))?;
                 let bytes = match field.bytes().await {
                     Ok(b) => b,
                     Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                        return upload_error(&s, &session, id, kind, Error::PayloadTooLarge {
-                            limit_bytes: s.config.max_upload_bytes,
-                        })
+                        return upload_error(
+                            &s,
+                            &session,
+                            id,
+                            kind,
+                            Error::PayloadTooLarge {
+                                limit_bytes: s.config.max_upload_bytes,
+                            },
+                        )
                         .await;
                     }
                     Err(e) => return Err(Error::BadRequest(e.body_text()).into()),
@@ -631,7 +653,14 @@ async fn upload(
     }
     check_csrf(&session, csrf.as_deref().unwrap_or(""))?;
     let Some(bytes) = file else {
-        return upload_error(&s, &session, id, kind, Error::invalid("file", "choose a file to upload")).await;
+        return upload_error(
+            &s,
+            &session,
+            id,
+            kind,
+            Error::invalid("file", "choose a file to upload"),
+        )
+        .await;
     };
     match uploads::store_upload(&s, id, kind, &bytes).await {
         Ok(_) => Ok(Redirect::to(&format!("/rooms/{id}?notice=uploaded#uploads")).into_response()),

@@ -66,10 +66,10 @@ impl LiveRooms for FakeRooms {
     }
 
     fn control(&self, room: RoomId, command: ControlCommand) -> Result<(), LiveError> {
-        if let ControlCommand::Kick { participant } = command {
-            if participant.0 == 404 {
-                return Err(LiveError::NoSuchParticipant(participant));
-            }
+        if let ControlCommand::Kick { participant } = command
+            && participant.0 == 404
+        {
+            return Err(LiveError::NoSuchParticipant(participant));
         }
         self.commands.lock().unwrap().push((room, command));
         Ok(())
@@ -132,12 +132,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -161,7 +157,13 @@ impl App {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         Reply {
             status,
             headers,
