@@ -1276,3 +1276,161 @@ fn settings_changes_apply_to_the_live_room() {
     assert_eq!(in_mix(&a, 1), Some(true));
     assert_eq!(moh(&a, 1), Some(false));
 }
+
+mod storm {
+    //! Any order of caller keys, hang-ups, prompt ends, media events,
+    //! control commands and time never panics, never overflows the room,
+    //! numbers events without gaps, and ends with a closed room.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Join(u32, bool),
+        Key(u32, char),
+        Pin(u32, bool),
+        Finish(u32),
+        Hangup(u32),
+        Wait(u64),
+        Talk(u32, bool),
+        Timeout(u32),
+        Control(u8, u32),
+        Update(bool),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let who = 1u32..7;
+        prop_oneof![
+            2 => (who.clone(), proptest::bool::weighted(0.2)).prop_map(|(w, a)| Step::Join(w, a)),
+            4 => (who.clone(), proptest::sample::select("0123456789*#149".chars().collect::<Vec<_>>()))
+                .prop_map(|(w, k)| Step::Key(w, k)),
+            2 => (who.clone(), any::<bool>()).prop_map(|(w, host)| Step::Pin(w, host)),
+            3 => who.clone().prop_map(Step::Finish),
+            1 => who.clone().prop_map(Step::Hangup),
+            1 => (0u64..12_000).prop_map(Step::Wait),
+            1 => (who.clone(), any::<bool>()).prop_map(|(w, t)| Step::Talk(w, t)),
+            1 => who.clone().prop_map(Step::Timeout),
+            1 => (0u8..9, who).prop_map(|(c, w)| Step::Control(c, w)),
+            1 => any::<bool>().prop_map(Step::Update),
+        ]
+    }
+
+    fn settings(wait: bool) -> impl FnOnce(&mut RoomSettings) {
+        move |s: &mut RoomSettings| {
+            s.access_pin = Some("14".into());
+            s.host_pin = Some("41".into());
+            s.max_participants = 3;
+            s.wait_for_host = wait;
+            s.allow_anonymous = false;
+            s.recording_enabled = true;
+            s.recording_autostart = true;
+            s.announce_join_leave = true;
+        }
+    }
+
+    /// Conferences started over all cases: the storm must reach the room,
+    /// not only the PIN menu.
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn storm_reaches_the_room() {
+        any_event_order_keeps_the_room_consistent();
+        let n = STARTED.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n > 60, "{n} conferences in 200 cases");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_event_order_keeps_the_room_consistent(steps in proptest::collection::vec(step(), 1..80)) {
+            let mut h = Harness::new();
+            let mut r = room(1, settings(true));
+            for s in steps {
+                match s {
+                    Step::Join(w, anonymous) => {
+                        h.join_as(&r, w, Some(format!("{w}")), anonymous);
+                    }
+                    Step::Key(w, k) => {
+                        h.keys(w, &k.to_string());
+                    }
+                    Step::Pin(w, host) => {
+                        h.keys(w, if host { "41#" } else { "14#" });
+                    }
+                    Step::Finish(w) => {
+                        h.finish(w);
+                    }
+                    Step::Hangup(w) => {
+                        h.hangup(w);
+                    }
+                    Step::Wait(ms) => {
+                        h.run_for(Duration::from_millis(ms));
+                    }
+                    Step::Talk(w, on) => {
+                        let ev = if on {
+                            MediaEvent::Talking { participant: p(w) }
+                        } else {
+                            MediaEvent::StoppedTalking { participant: p(w) }
+                        };
+                        h.conf.handle_media_event(h.t, RoomId(1), ev);
+                        h.drain();
+                    }
+                    Step::Timeout(w) => {
+                        h.conf.handle_media_event(h.t, RoomId(1), MediaEvent::RtpTimeout { participant: p(w) });
+                        h.drain();
+                    }
+                    Step::Control(c, w) => {
+                        let participant = p(w);
+                        let cmd = match c {
+                            0 => ControlCommand::Mute { participant },
+                            1 => ControlCommand::Unmute { participant },
+                            2 => ControlCommand::Deaf { participant },
+                            3 => ControlCommand::Undeaf { participant },
+                            4 => ControlCommand::Kick { participant },
+                            5 => ControlCommand::Lock,
+                            6 => ControlCommand::Unlock,
+                            7 => ControlCommand::StartRecording,
+                            _ => ControlCommand::StopRecording,
+                        };
+                        let _ = h.conf.handle_control(h.t, RoomId(1), cmd);
+                        h.drain();
+                    }
+                    Step::Update(wait) => {
+                        r = room(1, settings(wait));
+                        h.conf.handle_room_update(h.t, &r);
+                        h.drain();
+                    }
+                }
+                if let Some(live) = h.conf.rooms.get(&RoomId(1)) {
+                    prop_assert!(live.seats_taken() <= 3, "seats {}", live.seats_taken());
+                }
+                let snap = h.conf.snapshot(RoomId(1));
+                prop_assert!(snap.participants.len() <= 3);
+                prop_assert_eq!(snap.active, !snap.participants.is_empty());
+                prop_assert!(snap.recording.is_none() || snap.active);
+                prop_assert!(snap.participants.iter().all(|x| x.number.is_some()));
+            }
+            for w in 1..7 {
+                h.hangup(w);
+            }
+            let events = h.events();
+            for (i, e) in events.iter().enumerate() {
+                prop_assert_eq!(e.seq, i as u64 + 1);
+            }
+            let snap = h.conf.snapshot(RoomId(1));
+            prop_assert!(!snap.active && snap.participants.is_empty());
+            prop_assert_eq!(h.conf.poll_timeout(), None);
+            prop_assert_eq!(h.conf.live_rooms().count(), 0);
+            let started = events.iter().filter(|e| matches!(e.kind, RoomEventKind::RoomStarted)).count();
+            let ended = events.iter().filter(|e| matches!(e.kind, RoomEventKind::RoomEnded { .. })).count();
+            prop_assert_eq!(started, ended);
+            let reports = h.log.iter().filter(|a| matches!(a, ConferenceAction::Report(_))).count();
+            prop_assert_eq!(reports, ended);
+            let rec_started = h.log.iter().filter(|a| matches!(a, ConferenceAction::RecordingStarted { .. })).count();
+            let rec_stopped = h.log.iter().filter(|a| matches!(a, ConferenceAction::RecordingStopped { .. })).count();
+            prop_assert_eq!(rec_started, rec_stopped);
+            STARTED.fetch_add(started, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

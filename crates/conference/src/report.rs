@@ -19,6 +19,21 @@ use palaver_store::{NewMail, RoomId};
 use crate::clock::{format_duration, format_utc};
 use crate::events::participant_id;
 
+/// `2023-11-14 22:13:20 to 23:15:25 UTC`, with the end's date only when it
+/// differs; short enough that report lines stay under 78 characters and
+/// the e-mail needs no line-wrapping encoding.
+fn span(from: i64, to: i64) -> String {
+    let a = format_utc(from);
+    let b = format_utc(to);
+    let a = a.trim_end_matches(" UTC");
+    match (a.split_once(' '), b.split_once(' ')) {
+        (Some((day_a, _)), Some((day_b, time_b))) if day_a == day_b => {
+            format!("{a} to {time_b}")
+        }
+        _ => format!("{a} to {b}"),
+    }
+}
+
 /// One participant's stay in a conference (or during a recording).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantRecord {
@@ -138,9 +153,8 @@ impl ConferenceReport {
             let _ = writeln!(b, "- {who}{role}");
             let _ = writeln!(
                 b,
-                "    joined {}, left {}, {}",
-                format_utc(p.joined_at),
-                format_utc(p.left_at.unwrap_or(self.ended_at)),
+                "    {}, {}",
+                span(p.joined_at, p.left_at.unwrap_or(self.ended_at)),
                 format_duration(p.duration_ms(self.ended_at))
             );
         }
@@ -157,11 +171,11 @@ impl ConferenceReport {
                     .unwrap_or_else(|| r.path.display().to_string());
                 let _ = writeln!(
                     b,
-                    "- {} to {} ({}): {at}",
-                    format_utc(r.started_at),
-                    format_utc(r.ended_at),
+                    "- {}, {}",
+                    span(r.started_at, r.ended_at),
                     format_duration(r.ended_at - r.started_at)
                 );
+                let _ = writeln!(b, "  {at}");
             }
         }
         let _ = writeln!(b);
@@ -225,14 +239,15 @@ mod tests {
     fn c15_email_lists_everything() {
         let mail = report().render_email();
         assert!(!mail.subject.contains(['\r', '\n']), "{}", mail.subject);
+        assert!(mail.body.lines().all(|l| l.len() <= 78), "{}", mail.body);
         let b = &mail.body;
         for needle in [
             "Duration:      1 h 02 min 05 s",
             "Peak at once:  2",
             "- Alice <+33123456789> [host]",
-            "joined 2023-11-14 22:13:20 UTC, left 2023-11-14 23:15:25 UTC, 1 h 02 min 05 s",
+            "    2023-11-14 22:13:20 to 23:15:25 UTC, 1 h 02 min 05 s",
             "- Anonymous (number withheld)",
-            "joined 2023-11-14 22:14:20 UTC, left 2023-11-14 22:15:20 UTC, 1 min 00 s",
+            "    2023-11-14 22:14:20 to 22:15:20 UTC, 1 min 00 s",
             "/data/recordings/8/x.wav",
         ] {
             assert!(b.contains(needle), "missing {needle:?} in\n{b}");
@@ -243,6 +258,16 @@ mod tests {
             r.render_email()
                 .body
                 .contains("https://pbx.example.org/recordings/4")
+        );
+    }
+
+    #[test]
+    fn spans_show_the_end_date_only_when_it_changes() {
+        let t = 1_700_000_000_000; // 2023-11-14 22:13:20 UTC
+        assert_eq!(span(t, t + 60_000), "2023-11-14 22:13:20 to 22:14:20 UTC");
+        assert_eq!(
+            span(t, t + 7_200_000),
+            "2023-11-14 22:13:20 to 2023-11-15 00:13:20 UTC"
         );
     }
 
