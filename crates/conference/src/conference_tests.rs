@@ -1277,6 +1277,42 @@ fn settings_changes_apply_to_the_live_room() {
     assert_eq!(moh(&a, 1), Some(false));
 }
 
+/// Shrunk from the storm test: a recording stopped from the control page
+/// leaves the conference running, without a recording.
+#[test]
+fn c9_control_stop_keeps_the_conference_running() {
+    let mut h = Harness::new();
+    let r = room(1, |s| {
+        with_pin(s);
+        s.recording_enabled = true;
+        s.recording_autostart = true;
+    });
+    h.join(&r, 5);
+    h.keys(5, "1234#");
+    h.conf
+        .handle_control(h.t, RoomId(1), ControlCommand::StopRecording)
+        .unwrap();
+    h.drain();
+    let snap = h.conf.snapshot(RoomId(1));
+    assert!(snap.active);
+    assert_eq!(snap.recording, None);
+}
+
+/// Shrunk from the storm test: input for a room nobody called is ignored.
+#[test]
+fn events_for_unknown_rooms_and_callers_are_ignored() {
+    let mut h = Harness::new();
+    h.keys(1, "0");
+    h.hangup(1);
+    h.conf.handle_room_update(h.t, &room(1, |_| {}));
+    assert!(h.drain().is_empty());
+    assert_eq!(h.conf.snapshot(RoomId(1)), RoomSnapshot::idle(RoomId(1), 0));
+    h.admit(&room(1, |_| {}), 1, None);
+    h.keys(9, "##");
+    h.hangup(9);
+    assert_eq!(h.conf.snapshot(RoomId(1)).participants.len(), 1);
+}
+
 mod storm {
     //! Any order of caller keys, hang-ups, prompt ends, media events,
     //! control commands and time never panics, never overflows the room,
