@@ -57,13 +57,16 @@ export async function launchBrowser() {
   };
 }
 
-// A small valid PCM WAV file (8 kHz mono silence).
-export function wav(samples = 800) {
+// A small PCM WAV file: a 440 Hz tone, 8 kHz mono (silence is refused).
+export function wav(samples = 4000) {
   const data = samples * 2;
   const b = Buffer.alloc(44 + data);
   b.write("RIFF", 0); b.writeUInt32LE(36 + data, 4); b.write("WAVEfmt ", 8);
   b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
   b.writeUInt32LE(8000, 24); b.writeUInt32LE(16000, 28); b.writeUInt16LE(2, 32);
   b.writeUInt16LE(16, 34); b.write("data", 36); b.writeUInt32LE(data, 40);
+  for (let i = 0; i < samples; i++) {
+    b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000)), 44 + 2 * i);
+  }
   return b;
 }

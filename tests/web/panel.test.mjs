@@ -86,7 +86,7 @@ test("W1 C1-C17 C16 C8: panel from login to live URLs", async () => {
   assert.match(await page.textContent("#uploads"), /Current: room\d+-music-[0-9a-f]{8}\.wav/);
   await page.setInputFiles(`form[action$='/uploads/announcement'] input[type=file]`, bad);
   await page.click(`form[action$='/uploads/announcement'] button`);
-  assert.equal(await page.textContent(".upload-error"), "The file is not a WAV, MP3, OGG or FLAC file.");
+  assert.equal(await page.textContent(".upload-error"), "Not uploaded: this is not a WAV, MP3, OGG Vorbis or FLAC file.");
 
   // C16: generate the URLs and open the follow page; it connects live.
   await page.goto(roomUrl);

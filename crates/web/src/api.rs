@@ -398,7 +398,7 @@ async fn delete_room(
     .into_iter()
     .flatten()
     {
-        uploads::remove_file(&uploads::upload_path(&s, file)).await;
+        uploads::remove_upload_files(&s, file).await;
     }
     s.directory_changed();
     Ok(StatusCode::NO_CONTENT)

@@ -57,7 +57,7 @@ pub use live::{
 };
 pub use rooms::NO_PIN_WARNING;
 pub use state::{DirectoryHook, WebConfig, WebState};
-pub use uploads::{AudioFormat, UploadKind, check_audio};
+pub use uploads::UploadKind;
 
 /// The HTTP application: panel, API, live pages, `/metrics`, `/healthz`,
 /// with request metrics and logs around all of them.

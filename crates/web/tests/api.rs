@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode, header};
-use common::{app, app_with, wav};
+use common::{app, app_with, tone, wav};
 use palaver_store::{FinishedRecording, NewRecording, RoomId, RoomToken};
 use palaver_web::{ControlCommand, ParticipantId, sha256_hex};
 use serde_json::json;
@@ -459,35 +459,36 @@ async fn c8_c11_uploads_check_format_and_size() {
         .as_i64()
         .unwrap();
     let url = format!("/api/v1/rooms/{id}/uploads/announcement");
-    let r = a.put_bytes(&url, wav(100)).await;
+    let stored = |name: &str, rate: &str| a.dir.path().join("uploads").join(rate).join(name);
+    let r = a.put_bytes(&url, tone(1000)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let first = r.json()["announcement_upload"].as_str().unwrap().to_owned();
     assert!(first.starts_with(&format!("room{id}-announcement-")) && first.ends_with(".wav"));
-    assert!(a.dir.path().join("uploads").join(&first).exists());
-    // A new upload replaces the old file.
-    let r = a.put_bytes(&url, wav(200)).await;
+    // Converted to both internal rates.
+    assert!(stored(&first, "8000").exists() && stored(&first, "16000").exists());
+    // A new upload replaces the old files.
+    let r = a.put_bytes(&url, tone(1200)).await;
     let second = r.json()["announcement_upload"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
-    assert!(!a.dir.path().join("uploads").join(&first).exists());
+    assert!(!stored(&first, "8000").exists() && !stored(&first, "16000").exists());
     // Music goes to its own setting.
     let r = a
-        .put_bytes(
-            &format!("/api/v1/rooms/{id}/uploads/music"),
-            b"OggS\0\x02rest".to_vec(),
-        )
+        .put_bytes(&format!("/api/v1/rooms/{id}/uploads/music"), tone(1000))
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.json()["moh_upload"].as_str().unwrap().ends_with(".ogg"));
+    assert!(r.json()["moh_upload"].as_str().unwrap().contains("-music-"));
 
     // Bad files say why; too big is 413; unknown kind or room is 404.
     let r = a.put_bytes(&url, b"%PDF-1.7 not audio".to_vec()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         r.json()["fields"]["file"],
-        "is not a WAV, MP3, OGG or FLAC file"
+        "this is not a WAV, MP3, OGG Vorbis or FLAC file"
     );
     let r = a.put_bytes(&url, Vec::new()).await;
-    assert_eq!(r.json()["fields"]["file"], "is empty");
+    assert_eq!(r.json()["fields"]["file"], "the file is empty");
+    let r = a.put_bytes(&url, wav(1000)).await;
+    assert_eq!(r.json()["fields"]["file"], "the audio is silent");
     let r = a.put_bytes(&url, wav(5000)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
@@ -495,13 +496,13 @@ async fn c8_c11_uploads_check_format_and_size() {
         "the file is too large: the limit is 4096 bytes"
     );
     assert_eq!(
-        a.put_bytes(&format!("/api/v1/rooms/{id}/uploads/video"), wav(10))
+        a.put_bytes(&format!("/api/v1/rooms/{id}/uploads/video"), tone(10))
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        a.put_bytes("/api/v1/rooms/999/uploads/music", wav(10))
+        a.put_bytes("/api/v1/rooms/999/uploads/music", tone(10))
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -514,7 +515,7 @@ async fn c8_c11_uploads_check_format_and_size() {
     let r = a.delete(&url).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["announcement_upload"], serde_json::Value::Null);
-    assert!(!a.dir.path().join("uploads").join(&second).exists());
+    assert!(!stored(&second, "8000").exists() && !stored(&second, "16000").exists());
     assert_eq!(a.delete(&url).await.status, StatusCode::NOT_FOUND);
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, app, wav};
+use common::{App, app, tone};
 use palaver_store::{RoomId, RoomSettings};
 
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -406,7 +406,7 @@ async fn c8_panel_upload_accepts_audio_and_explains_refusals() {
             .await
         }
     };
-    let r = send(b.csrf.clone(), wav(400)).await;
+    let r = send(b.csrf.clone(), tone(1000)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
     assert!(
         a.store
@@ -421,9 +421,9 @@ async fn c8_panel_upload_accepts_audio_and_explains_refusals() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         r.text()
-            .contains("The file is not a WAV, MP3, OGG or FLAC file.")
+            .contains("Not uploaded: this is not a WAV, MP3, OGG Vorbis or FLAC file.")
     );
-    let r = send("forged".into(), wav(10)).await;
+    let r = send("forged".into(), tone(10)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 

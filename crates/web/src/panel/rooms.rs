@@ -537,7 +537,7 @@ async fn delete(
     .into_iter()
     .flatten()
     {
-        uploads::remove_file(&uploads::upload_path(&s, file)).await;
+        uploads::remove_upload_files(&s, file).await;
     }
     s.directory_changed();
     Ok(Redirect::to("/rooms?notice=deleted").into_response())
@@ -683,7 +683,7 @@ async fn upload_error(
     let message = match &error {
         Error::Invalid { fields } => fields
             .get("file")
-            .map(|m| format!("The file {m}."))
+            .map(|m| format!("Not uploaded: {m}."))
             .unwrap_or_else(|| error.to_string()),
         other => format!("{}.", other.public_message()),
     };

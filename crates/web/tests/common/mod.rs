@@ -218,6 +218,19 @@ impl App {
     }
 }
 
+/// A 440 Hz tone as an 8 kHz mono PCM WAV, `samples` samples long: what an
+/// upload must be to pass the converter (silence is refused).
+pub fn tone(samples: usize) -> Vec<u8> {
+    let mut v = wav(samples);
+    let data = v.len() - samples * 2;
+    for i in 0..samples {
+        let x = (i as f64 * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin();
+        let s = (x * 8000.0) as i16;
+        v[data + 2 * i..data + 2 * i + 2].copy_from_slice(&s.to_le_bytes());
+    }
+    v
+}
+
 /// A minimal valid PCM WAV file (8 kHz mono, `samples` samples of silence).
 pub fn wav(samples: usize) -> Vec<u8> {
     let data = samples * 2;
