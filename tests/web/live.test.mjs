@@ -9,6 +9,13 @@ import { ROOT, SHOTS, startServer, launchBrowser } from "./harness.mjs";
 
 let server, chrome;
 
+// Waits until element #id reads exactly `text` (`:has-text` matches
+// substrings, and "unlocked" contains "locked").
+async function waitText(page, id, text) {
+  await page.waitForFunction(
+    ([i, t]) => document.getElementById(i).textContent === t, [id, text], { timeout: 10000 });
+}
+
 before(async () => {
   server = await startServer([join(ROOT, "target/debug/examples/live_demo"), "TMP/data", "READY"]);
   chrome = await launchBrowser();
@@ -50,15 +57,15 @@ test("C16: control page mutes, deafens, kicks, locks and records", async () => {
   await page.click(`${bruno} button:has-text('Deafen')`);
   await page.waitForSelector(`${bruno} .badge:has-text('deaf')`);
   await page.click("#lock");
-  await page.waitForSelector("#state-locked:has-text('locked')");
+  await waitText(page, "state-locked", "locked");
   assert.equal(await page.textContent("#lock"), "Unlock room");
   await page.click("#record");
-  await page.waitForSelector("#state-recording:has-text('recording')");
+  await waitText(page, "state-recording", "recording");
   // A second page (follow) sees the same changes: they are room events.
   const follow = await context.newPage();
   await follow.goto(server.info.follow_url);
   await follow.waitForSelector(`${bruno} .badge:has-text('deaf')`);
-  assert.equal(await follow.textContent("#state-locked"), "locked");
+  await waitText(follow, "state-locked", "locked");
   await page.waitForSelector("tr.talking");
   await page.screenshot({ path: join(SHOTS, "control-page.png"), fullPage: true });
   await page.click(`#participants tr[data-participant='3'] button:has-text('Kick')`);
