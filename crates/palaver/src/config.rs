@@ -90,6 +90,27 @@ pub struct ServeArgs {
     /// both are always accepted).
     #[arg(long, env = "PALAVER_AUTH_ALGORITHMS", value_delimiter = ',')]
     pub auth_algorithms: Option<Vec<String>>,
+    /// Base URL of the web panel as users reach it, for links in e-mails
+    /// (default: http://<advertised or HTTP address>).
+    #[arg(long, env = "PALAVER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP server for conference reports; without one, mail is written to
+    /// `<data-dir>/outbox/` as .eml files.
+    #[arg(long, env = "PALAVER_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port (default 587; 465 with --smtp-tls tls; 25 with none).
+    #[arg(long, env = "PALAVER_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    #[arg(long, env = "PALAVER_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    #[arg(long, env = "PALAVER_SMTP_PASSWORD")]
+    pub smtp_password: Option<String>,
+    /// `none`, `starttls` (default) or `tls`.
+    #[arg(long, env = "PALAVER_SMTP_TLS")]
+    pub smtp_tls: Option<String>,
+    /// Sender of report e-mails.
+    #[arg(long, env = "PALAVER_MAIL_FROM")]
+    pub mail_from: Option<String>,
     /// Create demo lines, rooms and a local trunk if they are missing.
     #[arg(long, env = "PALAVER_DEMO")]
     pub demo: bool,
@@ -123,6 +144,13 @@ pub struct FileConfig {
     pub advertise_ip: Option<IpAddr>,
     pub realm: Option<String>,
     pub auth_algorithms: Option<Vec<String>>,
+    pub public_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub smtp_tls: Option<String>,
+    pub mail_from: Option<String>,
     pub log: Option<String>,
 }
 
@@ -139,6 +167,9 @@ pub struct Settings {
     pub advertise_ip: Option<IpAddr>,
     pub realm: String,
     pub auth_algorithms: Vec<palaver_sip::auth::Algorithm>,
+    pub public_url: Option<String>,
+    pub smtp: Option<palaver_conference::SmtpSettings>,
+    pub mail_from: String,
     pub demo: bool,
     pub demo_password: Option<String>,
     pub ready_file: Option<PathBuf>,
@@ -186,7 +217,41 @@ impl Settings {
         if auth_algorithms.is_empty() {
             bail!("at least one digest algorithm is needed (MD5 or SHA-256)");
         }
+        let smtp = match args.smtp_host.or(file.smtp_host) {
+            None => None,
+            Some(host) => {
+                let tls = match args
+                    .smtp_tls
+                    .or(file.smtp_tls)
+                    .as_deref()
+                    .unwrap_or("starttls")
+                {
+                    "none" => palaver_conference::TlsMode::None,
+                    "starttls" => palaver_conference::TlsMode::Starttls,
+                    "tls" => palaver_conference::TlsMode::Tls,
+                    other => bail!("unknown SMTP TLS mode {other:?} (use none, starttls or tls)"),
+                };
+                let default_port = match tls {
+                    palaver_conference::TlsMode::None => 25,
+                    palaver_conference::TlsMode::Starttls => 587,
+                    palaver_conference::TlsMode::Tls => 465,
+                };
+                Some(palaver_conference::SmtpSettings {
+                    host,
+                    port: args.smtp_port.or(file.smtp_port).unwrap_or(default_port),
+                    username: args.smtp_username.or(file.smtp_username),
+                    password: args.smtp_password.or(file.smtp_password),
+                    tls,
+                })
+            }
+        };
         Ok(Settings {
+            public_url: args.public_url.or(file.public_url),
+            smtp,
+            mail_from: args
+                .mail_from
+                .or(file.mail_from)
+                .unwrap_or_else(|| "Palaver <palaver@localhost>".into()),
             data_dir: args
                 .data_dir
                 .or(file.data_dir)

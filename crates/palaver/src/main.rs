@@ -4,6 +4,7 @@
 
 mod config;
 mod demo;
+mod live;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -120,6 +121,7 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let moh = s.prompts_dir.join("moh/8000/default.wav");
     let pbx_config = PbxConfig {
         media_ip,
+        tone_test_number: s.demo.then(|| "900".to_owned()),
         music_on_hold: moh.is_file().then_some(moh),
         guard: GuardConfig {
             realm: s.realm.clone(),
@@ -128,11 +130,26 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         },
         ..PbxConfig::default()
     };
+    // HTTP is bound first: its address makes the links in report e-mails.
+    let http = tokio::net::TcpListener::bind(s.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", s.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let public_url = s.public_url.clone().unwrap_or_else(|| {
+        let ip = if http_addr.ip().is_unspecified() {
+            media_ip
+        } else {
+            http_addr.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, http_addr.port()))
+    });
     let pbx = start(
         RuntimeConfig {
             pbx: pbx_config,
             transports,
             advertise_ip: s.advertise_ip,
+            conference: palaver_conference::ConferenceConfig::new(&s.prompts_dir, &s.data_dir),
+            public_url,
         },
         store.clone(),
         engine.handle(),
@@ -140,10 +157,17 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     .await
     .context("starting SIP")?;
 
-    let http = tokio::net::TcpListener::bind(s.http_listen)
-        .await
-        .with_context(|| format!("binding HTTP on {}", s.http_listen))?;
-    let http_addr = http.local_addr()?;
+    let mut mail_settings = palaver_conference::MailSettings::new(s.mail_from.clone(), &s.data_dir);
+    mail_settings.smtp = s.smtp.clone();
+    mail_settings.poll_interval = Duration::from_secs(2);
+    let mailer = std::sync::Arc::new(
+        palaver_conference::Mailer::new(store.clone(), mail_settings).context("setting up mail")?,
+    );
+    let (mail_stop_tx, mail_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mail_task = tokio::spawn(mailer.run(async {
+        let _ = mail_stop_rx.await;
+    }));
+
     let admin_env = std::env::var("PALAVER_ADMIN_PASSWORD").ok();
     if let Some(pw) = palaver_web::ensure_admin(&store, admin_env.as_deref())
         .await
@@ -152,7 +176,13 @@ async fn run(s: Settings) -> anyhow::Result<()> {
         println!("\n  Web panel login (shown once): user admin, password {pw}");
     }
     let web_config = palaver_web::WebConfig::new(&s.data_dir);
-    let web = palaver_web::WebState::new(store.clone(), metrics, web_config);
+    let reload = pbx.clone();
+    let web = palaver_web::WebState::new(store.clone(), metrics, web_config)
+        .with_live_rooms(std::sync::Arc::new(live::PbxLiveRooms {
+            pbx: pbx.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        }))
+        .with_directory_hook(std::sync::Arc::new(move || reload.request_reload()));
     let app = palaver_web::router(web).into_make_service_with_connect_info::<SocketAddr>();
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
@@ -188,6 +218,8 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     }
     let _ = http_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), http_task).await;
+    let _ = mail_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), mail_task).await;
     store.close().await;
     engine.shutdown();
     info!("stopped");

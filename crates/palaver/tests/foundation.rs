@@ -243,9 +243,7 @@ fn p2_baresip_registers_and_places_a_call() {
         },
     );
     assert!(
-        phone
-            .wait_event("REGISTER_OK", Duration::from_secs(10))
-            .is_some(),
+        phone.wait_registered(Duration::from_secs(10)),
         "baresip did not register: {:?}",
         phone.event_types()
     );

@@ -177,6 +177,25 @@ impl Pbx {
         }
         let dialled = req.uri.user.clone().unwrap_or_default();
         let has_creds = req.headers.contains(&HeaderName::ProxyAuthorization);
+        let tone_test = self.config.tone_test_number.as_deref() == Some(dialled.as_str());
+        // The tone test answers trunk addresses without credentials, like
+        // their public numbers (load tests place calls from them).
+        if tone_test
+            && !has_creds
+            && let Some(trunk) = self.dir.trunk_for_source(peer.addr.ip()).map(|t| t.id)
+        {
+            let caller = caller_from_request(&req, None, Some(trunk));
+            self.answer_locally(
+                now,
+                key,
+                req,
+                peer,
+                caller,
+                dialled,
+                crate::answered::Purpose::ToneTest,
+            );
+            return;
+        }
 
         // Who is calling: a trunk by its address (only towards its public
         // numbers), otherwise a line that must authenticate.
@@ -214,6 +233,18 @@ impl Pbx {
             let mut caller = caller_from_request(&req, Some(line_id), None);
             caller.number = line.extension.clone();
             caller.name = Some(line.display_name.clone());
+            if tone_test {
+                self.answer_locally(
+                    now,
+                    key,
+                    req,
+                    peer,
+                    caller,
+                    dialled,
+                    crate::answered::Purpose::ToneTest,
+                );
+                return;
+            }
             let Some(target) = self.dir.route_from_line(&dialled) else {
                 self.reply(
                     now,
@@ -304,15 +335,16 @@ impl Pbx {
                     number.clone(),
                 ));
             }
-            Target::Room(_) => {
-                // Conference rooms are served by the conference layer once
-                // it is wired in; until then say so plainly.
-                self.reply(
+            Target::Room(room) => {
+                let room = *room;
+                self.answer_locally(
                     now,
                     key,
-                    &req,
-                    StatusCode::TEMPORARILY_UNAVAILABLE,
-                    Some("Temporarily Unavailable (conference service not running)"),
+                    req,
+                    peer,
+                    caller,
+                    dialled,
+                    crate::answered::Purpose::Room(room),
                 );
                 return;
             }
@@ -888,6 +920,14 @@ impl Pbx {
         let Some(&ck) = self.server_owner.get(&key) else {
             return;
         };
+        if self.answered.calls.contains_key(&ck) {
+            info!(
+                call = ck.0,
+                "caller never acknowledged the answer: hanging up"
+            );
+            self.hang_up_answered(now, ck);
+            return;
+        }
         if self
             .calls
             .get(&ck)
@@ -910,6 +950,10 @@ impl Pbx {
         let Some(&ck) = self.dialogs.get(&(cid.to_owned(), tag)) else {
             return;
         };
+        if self.answered.calls.contains_key(&ck) {
+            self.on_answered_ack(now, ck, &req);
+            return;
+        }
         let Some(call) = self.calls.get_mut(&ck) else {
             return;
         };
@@ -965,6 +1009,10 @@ impl Pbx {
             self.reply(now, key, &req, StatusCode::CALL_DOES_NOT_EXIST, None);
             return;
         };
+        if self.answered.calls.contains_key(&ck) {
+            self.on_answered_in_dialog(now, ck, key, req);
+            return;
+        }
         let Some(call) = self.calls.get_mut(&ck) else {
             self.reply(now, key, &req, StatusCode::CALL_DOES_NOT_EXIST, None);
             return;

@@ -46,6 +46,13 @@ pub struct PbxConfig {
     pub codecs: palaver_sdp::LocalCapabilities,
     /// What a caller hears while the other side holds the call.
     pub music_on_hold: Option<std::path::PathBuf>,
+    /// Mixing rate of conference rooms.
+    pub conference_rate: u32,
+    /// Talkers mixed at once in a conference room.
+    pub conference_talkers: usize,
+    /// A number that answers, plays one second of tone and hangs up (load
+    /// tests, line checks); reachable from lines and trunk addresses.
+    pub tone_test_number: Option<String>,
 }
 
 impl Default for PbxConfig {
@@ -62,6 +69,9 @@ impl Default for PbxConfig {
             media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             codecs: palaver_sdp::LocalCapabilities::default(),
             music_on_hold: None,
+            conference_rate: 8000,
+            conference_talkers: 4,
+            tone_test_number: None,
         }
     }
 }
@@ -70,8 +80,28 @@ impl Default for PbxConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
     UpsertBinding(palaver_store::Binding),
-    DeleteBinding { line: LineId, contact: String },
+    DeleteBinding {
+        line: LineId,
+        contact: String,
+    },
     InsertCdr(NewCdr),
+    /// A conference recording started; `conference_id` is the conference
+    /// layer's id for it, which `FinishRecording` and reports refer to.
+    CreateRecording {
+        room: palaver_store::RoomId,
+        conference_id: u64,
+        new: palaver_store::NewRecording,
+    },
+    FinishRecording {
+        room: palaver_store::RoomId,
+        conference_id: u64,
+        path: std::path::PathBuf,
+        ended_at: i64,
+        duration_ms: i64,
+        participants: String,
+    },
+    /// An end-of-conference report to e-mail (when the room has an address).
+    Report(Box<palaver_conference::ConferenceReport>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,6 +139,9 @@ pub struct Pbx {
     /// Which call owns a media room.
     pub(crate) media_rooms: HashMap<MediaRoomId, CallKey>,
     pub(crate) next_session_id: u64,
+    pub(crate) conference: palaver_conference::Conference,
+    pub(crate) answered: crate::answered::AnsweredState,
+    pub(crate) room_events: VecDeque<palaver_conference::RoomEvent>,
 }
 
 impl Pbx {
@@ -118,6 +151,7 @@ impl Pbx {
         dir: Directory,
         secret: [u8; 32],
         media: Box<dyn MediaControl>,
+        conference: palaver_conference::Conference,
         now: Instant,
         now_ms: i64,
     ) -> Pbx {
@@ -150,6 +184,9 @@ impl Pbx {
             media,
             media_rooms: HashMap::new(),
             next_session_id: (now_ms as u64) << 16,
+            conference,
+            answered: Default::default(),
+            room_events: VecDeque::new(),
         }
     }
 
@@ -158,10 +195,50 @@ impl Pbx {
         self.base.1 + now.saturating_duration_since(self.base.0).as_millis() as i64
     }
 
-    /// Replaces the directory (after an admin change).
-    pub fn set_directory(&mut self, dir: Directory) {
+    /// Replaces the directory (after an admin change); live conferences
+    /// pick up their rooms' new settings.
+    pub fn set_directory(&mut self, now: Instant, dir: Directory) {
         self.registrar.retain_lines(|l| dir.line(l).is_some());
+        let live: Vec<palaver_store::RoomId> = self.conference.live_rooms().collect();
+        for r in live {
+            if let Some(room) = dir.room(r) {
+                self.conference.handle_room_update(now, room);
+            }
+        }
         self.dir = dir;
+        self.conference_drain(now);
+    }
+
+    pub(crate) fn conference_drain(&mut self, now: Instant) {
+        self.drain_conference(now);
+    }
+
+    /// A command from the control page or the API for a live room.
+    pub fn control_room(
+        &mut self,
+        now: Instant,
+        room: palaver_store::RoomId,
+        cmd: palaver_conference::ControlCommand,
+    ) -> Result<(), palaver_conference::ControlError> {
+        let r = self.conference.handle_control(now, room, cmd);
+        self.drain_conference(now);
+        self.process_events(now);
+        r
+    }
+
+    /// The live state of a room.
+    pub fn room_snapshot(&self, room: palaver_store::RoomId) -> palaver_conference::RoomSnapshot {
+        self.conference.snapshot(room)
+    }
+
+    /// The next room event for the web layer.
+    pub fn poll_room_event(&mut self) -> Option<palaver_conference::RoomEvent> {
+        self.room_events.pop_front()
+    }
+
+    /// Callers in rooms and on the tone test.
+    pub fn answered_count(&self) -> usize {
+        self.answered.calls.len()
     }
 
     pub fn directory(&self) -> &Directory {
@@ -202,11 +279,14 @@ impl Pbx {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ours = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (ours, self.layer.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.layer.poll_timeout(),
+            self.conference.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn schedule(&mut self, at: Instant, t: CoreTimer) {
@@ -244,10 +324,12 @@ impl Pbx {
         room: MediaRoomId,
         ev: palaver_media_rt::RoomEvent,
     ) {
-        if let Some(&ck) = self.media_rooms.get(&room)
-            && let palaver_media_rt::RoomEvent::Media(m) = ev
-        {
-            self.on_call_media_event(now, ck, m);
+        if let Some(&ck) = self.media_rooms.get(&room) {
+            if let palaver_media_rt::RoomEvent::Media(m) = ev {
+                self.on_call_media_event(now, ck, m);
+            }
+        } else {
+            self.on_answered_media_event(now, room, ev);
         }
         self.process_events(now);
     }
@@ -255,6 +337,9 @@ impl Pbx {
     /// Fires due deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.process_events(now);
+        self.conference.handle_timeout(now);
+        self.drain_conference(now);
         self.process_events(now);
         while let Some(Reverse((at, t))) = self.timers.peek().copied() {
             if at > now {
@@ -284,13 +369,14 @@ impl Pbx {
                 "Server shutting down",
             );
         }
+        self.hang_up_all_answered(now);
         self.process_events(now);
     }
 
     /// Whether shutdown may finish: no calls, and every BYE or CANCEL we
     /// sent has been answered (or timed out).
     pub fn is_idle_enough(&self) -> bool {
-        self.calls.is_empty() && self.client_owner.is_empty()
+        self.calls.is_empty() && self.answered.calls.is_empty() && self.client_owner.is_empty()
     }
 
     fn housekeeping(&mut self, now: Instant) {

@@ -13,17 +13,21 @@
 //! Not here: parsing and transactions (`palaver-sip`), sockets
 //! (`palaver-sip-rt`), SQL (`palaver-store`).
 
+mod answered;
 mod call;
 mod core;
 pub mod directory;
 pub mod guard;
+pub mod live;
 pub mod media;
 pub mod registrar;
 pub mod runtime;
 
+pub use answered::with_links;
 pub use call::{CallKey, Caller, Side};
 pub use core::{ACCEPT, ALLOW, Pbx, PbxConfig, StoreOp};
 pub use directory::{Directory, Target};
 pub use guard::{AuthGuard, AuthOutcome, GuardConfig};
+pub use live::{LiveHub, LiveStart};
 pub use media::{MediaControl, MediaError, MediaRoomId};
 pub use registrar::{Registrar, Registration};

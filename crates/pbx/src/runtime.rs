@@ -38,6 +38,10 @@ pub struct RuntimeConfig {
     pub transports: TransportConfig,
     /// The IP to write in Via/Contact when a listener is bound to a wildcard.
     pub advertise_ip: Option<std::net::IpAddr>,
+    /// Prompts, uploads, recordings.
+    pub conference: palaver_conference::ConferenceConfig,
+    /// Base of links in e-mails (`http://host:port`).
+    pub public_url: String,
 }
 
 enum Command {
@@ -45,6 +49,22 @@ enum Command {
     SetDirectory(Box<Directory>),
     Shutdown(oneshot::Sender<()>),
     Stats(oneshot::Sender<PbxStats>),
+    Control {
+        room: palaver_store::RoomId,
+        command: palaver_conference::ControlCommand,
+        reply: oneshot::Sender<Result<(), palaver_conference::ControlError>>,
+    },
+}
+
+/// Why a control command did not reach its room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlFailure {
+    #[error(transparent)]
+    Refused(#[from] palaver_conference::ControlError),
+    #[error("the PBX is busy; try again")]
+    Busy,
+    #[error("the PBX is not running")]
+    Stopped,
 }
 
 /// A snapshot of the core's counts.
@@ -60,6 +80,7 @@ pub struct PbxStats {
 pub struct PbxHandle {
     commands: mpsc::Sender<Command>,
     local: HashMap<Transport, SocketAddr>,
+    live: std::sync::Arc<crate::live::LiveHub>,
 }
 
 impl PbxHandle {
@@ -71,6 +92,38 @@ impl PbxHandle {
     /// Re-reads lines, trunks, numbers and rooms from the store.
     pub async fn reload(&self) {
         let _ = self.commands.send(Command::Reload).await;
+    }
+
+    /// Asks for a reload without waiting (from synchronous code).
+    pub fn request_reload(&self) {
+        let _ = self.commands.try_send(Command::Reload);
+    }
+
+    /// Live rooms: snapshots and events for the web layer.
+    pub fn live(&self) -> &std::sync::Arc<crate::live::LiveHub> {
+        &self.live
+    }
+
+    /// Carries out a control command in a live room and returns its outcome.
+    pub async fn control(
+        &self,
+        room: palaver_store::RoomId,
+        command: palaver_conference::ControlCommand,
+    ) -> Result<(), ControlFailure> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .try_send(Command::Control {
+                room,
+                command,
+                reply: tx,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ControlFailure::Busy,
+                mpsc::error::TrySendError::Closed(_) => ControlFailure::Stopped,
+            })?;
+        rx.await
+            .map_err(|_| ControlFailure::Stopped)?
+            .map_err(ControlFailure::Refused)
     }
 
     pub async fn stats(&self) -> Option<PbxStats> {
@@ -301,18 +354,30 @@ pub async fn start(
         next: 0,
         events: media_tx,
     };
+    let conference = palaver_conference::Conference::new(
+        config.conference.clone(),
+        palaver_conference::WallClock::system(),
+        Box::new(palaver_media::source::PromptCache::new()),
+    );
     let mut pbx = Pbx::new(
         config.pbx.clone(),
         dir,
         secret,
         Box::new(media),
+        conference,
         Instant::now(),
         now_ms,
     );
+    let live = std::sync::Arc::new(crate::live::LiveHub::default());
+    let hub = live.clone();
     pbx.restore_bindings(regs);
 
     let (store_tx, store_rx) = mpsc::unbounded_channel::<StoreWrite>();
-    tokio::spawn(store_writer(store.clone(), store_rx));
+    tokio::spawn(store_writer(
+        store.clone(),
+        store_rx,
+        config.public_url.clone(),
+    ));
 
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
     let reload_tx = cmd_tx.clone();
@@ -357,7 +422,10 @@ pub async fn start(
                                 }
                             });
                         }
-                        Some(Command::SetDirectory(d)) => pbx.set_directory(*d),
+                        Some(Command::SetDirectory(d)) => pbx.set_directory(Instant::now(), *d),
+                        Some(Command::Control { room, command, reply }) => {
+                            let _ = reply.send(pbx.control_room(Instant::now(), room, command));
+                        }
                         Some(Command::Stats(tx)) => {
                             let _ = tx.send(PbxStats {
                                 calls: pbx.call_count(),
@@ -379,6 +447,7 @@ pub async fn start(
             while let Some(op) = pbx.poll_store() {
                 let _ = store_tx.send(StoreWrite::Op(op));
             }
+            publish_room_events(&mut pbx, &hub);
             if let Some((_, until)) = &shutdown {
                 // Wait for the BYEs to be answered (their transactions end),
                 // but not forever.
@@ -399,7 +468,23 @@ pub async fn start(
     Ok(PbxHandle {
         commands: cmd_tx,
         local,
+        live,
     })
+}
+
+/// Hands the conference's new events, with a fresh snapshot of each room
+/// they concern, to the web layer's hub.
+fn publish_room_events(pbx: &mut Pbx, hub: &crate::live::LiveHub) {
+    let mut by_room: Vec<(palaver_store::RoomId, Vec<palaver_conference::RoomEvent>)> = Vec::new();
+    while let Some(ev) = pbx.poll_room_event() {
+        match by_room.iter_mut().find(|(r, _)| *r == ev.room) {
+            Some((_, v)) => v.push(ev),
+            None => by_room.push((ev.room, vec![ev])),
+        }
+    }
+    for (room, events) in by_room {
+        hub.publish(pbx.room_snapshot(room), events);
+    }
 }
 
 fn handle_transport_event(pbx: &mut Pbx, now: Instant, ev: TransportEvent) {
@@ -417,7 +502,15 @@ enum StoreWrite {
     Flush(oneshot::Sender<()>),
 }
 
-async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>) {
+async fn store_writer(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<StoreWrite>,
+    public_url: String,
+) {
+    // Conference recording ids → store rows (writes arrive in order, so a
+    // recording's row exists before it is finished or linked).
+    let mut recordings: HashMap<(palaver_store::RoomId, u64), palaver_store::RecordingId> =
+        HashMap::new();
     while let Some(w) = rx.recv().await {
         match w {
             StoreWrite::Op(op) => {
@@ -427,6 +520,57 @@ async fn store_writer(store: Store, mut rx: mpsc::UnboundedReceiver<StoreWrite>)
                         store.delete_binding(*line, contact).await.map(|_| ())
                     }
                     StoreOp::InsertCdr(c) => store.insert_cdr(c).await.map(|_| ()),
+                    StoreOp::CreateRecording {
+                        room,
+                        conference_id,
+                        new,
+                    } => store.create_recording(new).await.map(|r| {
+                        recordings.insert((*room, *conference_id), r.id);
+                    }),
+                    StoreOp::FinishRecording {
+                        room,
+                        conference_id,
+                        path,
+                        ended_at,
+                        duration_ms,
+                        participants,
+                    } => match recordings.get(&(*room, *conference_id)) {
+                        Some(id) => {
+                            let size = tokio::fs::metadata(path)
+                                .await
+                                .map(|m| m.len() as i64)
+                                .unwrap_or(0);
+                            store
+                                .finish_recording(
+                                    *id,
+                                    &palaver_store::FinishedRecording {
+                                        ended_at: *ended_at,
+                                        duration_ms: *duration_ms,
+                                        size_bytes: size,
+                                        participants: participants.clone(),
+                                    },
+                                )
+                                .await
+                                .map(|_| ())
+                        }
+                        None => Ok(()),
+                    },
+                    StoreOp::Report(report) => {
+                        let room = report.room;
+                        let base = public_url.trim_end_matches('/');
+                        let report = crate::answered::with_links((**report).clone(), |conf_id| {
+                            recordings
+                                .get(&(room, conf_id))
+                                .map(|id| format!("{base}/recordings/{}/audio", id.0))
+                        });
+                        match report.to_mail() {
+                            Some(mail) => store
+                                .enqueue_mail(&mail, palaver_store::now_ms())
+                                .await
+                                .map(|_| ()),
+                            None => Ok(()),
+                        }
+                    }
                 };
                 if let Err(e) = res {
                     warn!(error = %e, ?op, "store write failed");
