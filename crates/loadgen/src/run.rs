@@ -1036,7 +1036,7 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         + Duration::from_secs(40);
     loop {
         let now = Instant::now();
-        if now >= limit || (placed == settings.participants && sig.uac.active_calls() == 0) {
+        if now >= limit {
             break;
         }
         let mut next_call_at = limit;
@@ -1093,6 +1093,11 @@ fn call_rate(settings: &Settings) -> Result<Report> {
             }
         }
         sig.flush()?;
+        // Checked after the events are counted: the last call's outcome
+        // arrives with the datagram that ends it.
+        if placed == settings.participants && sig.uac.active_calls() == 0 {
+            break;
+        }
         let wake = sig
             .uac
             .poll_timeout()
