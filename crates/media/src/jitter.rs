@@ -710,6 +710,62 @@ mod tests {
     }
 
     #[test]
+    fn loss_during_rebuffering_is_skipped() {
+        // Playing, then an underrun at seq 5; seq 5 never comes but 6.. do.
+        let t0 = Instant::now();
+        let mut b = jb();
+        for i in 0..5u64 {
+            b.push(t0 + 20 * MS * i as u32, i, (i * 160) as u32, &[0; 160]);
+        }
+        let mut played = Vec::new();
+        for k in 0..8u32 {
+            if let Playout::Frame { seq, .. } = b.pop(t0 + 20 * MS * k + 25 * MS) {
+                played.push(seq);
+            }
+        }
+        for i in 6..20u64 {
+            b.push(
+                t0 + 20 * MS * i as u32 + 60 * MS,
+                i,
+                (i * 160) as u32,
+                &[0; 160],
+            );
+        }
+        for k in 8..30u32 {
+            if let Playout::Frame { seq, .. } = b.pop(t0 + 20 * MS * k + 25 * MS + 60 * MS) {
+                played.push(seq);
+            }
+        }
+        assert_eq!(played, (0..20).filter(|&s| s != 5).collect::<Vec<_>>());
+        assert_eq!(b.stats().lost, 1);
+        assert_eq!(b.stats().resyncs, 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_schedule_plays_in_order_without_panics(
+            ops in proptest::collection::vec((0u64..200, 0u32..3000, proptest::bool::ANY, 0usize..400), 1..400)
+        ) {
+            let t0 = Instant::now();
+            let mut b = jb();
+            let mut last: Option<u64> = None;
+            let mut now = Duration::ZERO;
+            for (seq, dt_ms, pop, len) in ops {
+                now += MS * (dt_ms % 40);
+                if pop {
+                    if let Playout::Frame { seq, .. } = b.pop(t0 + now) {
+                        proptest::prop_assert!(last.is_none_or(|l| seq > l));
+                        last = Some(seq);
+                    }
+                } else {
+                    b.push(t0 + now, seq, (seq as u32).wrapping_mul(160).wrapping_add(dt_ms), &vec![0u8; len]);
+                }
+                proptest::prop_assert!(b.target_delay() >= 20 * MS && b.target_delay() <= 120 * MS);
+            }
+        }
+    }
+
+    #[test]
     fn far_jump_resyncs() {
         let t0 = Instant::now();
         let mut b = jb();

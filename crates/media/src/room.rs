@@ -394,6 +394,8 @@ pub struct Transmit {
 pub const MAX_DATAGRAM: usize = 1500;
 
 /// RFC 6464 level (−dBov) at or below which an Opus frame is not decoded.
+/// G.711 is always decoded (a table lookup); G.722 too, because its ADPCM
+/// decoder must follow every frame to stay in step with the phone.
 const SILENT_LEVEL: u8 = 70;
 
 /// Tick length.
@@ -1254,8 +1256,12 @@ impl MediaRoom {
                     need - rx.fifo_len
                 }
                 Playout::Frame { payload, level, .. } => {
-                    let silent = p.spec.codec == Codec::Opus
-                        && (payload.len() <= 2 || level.is_some_and(|l| l >= SILENT_LEVEL));
+                    let silent = match p.spec.codec {
+                        Codec::Opus => {
+                            payload.len() <= 2 || level.is_some_and(|l| l >= SILENT_LEVEL)
+                        }
+                        _ => false,
+                    };
                     let n = rx.decoder.samples_in(payload).unwrap_or(0);
                     let dst: &mut [i16] = if direct_ok && n == need {
                         wrote_direct = true;
@@ -1264,6 +1270,7 @@ impl MediaRoom {
                         &mut tail[..room]
                     };
                     if silent {
+                        rx.decoder.skip_silent();
                         let n = n.min(dst.len());
                         dst[..n].fill(0);
                         if wrote_direct {

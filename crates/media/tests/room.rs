@@ -755,3 +755,173 @@ fn ssrc_change_is_followed() {
     let a = amplitude(last_secs(sim.phone(2), 0.5), 8000, 440.0);
     assert!((a - 8000.0).abs() < 500.0, "{a}");
 }
+
+/// A voiced, speech-like source (harmonics of 140 Hz with a syllabic
+/// envelope): Opus's VAD treats it as speech, so the encoder adds in-band
+/// FEC the room can use.
+fn voiced(rate: u32) -> Source {
+    let mut n = 0usize;
+    Box::new(move |_, out: &mut [i16]| {
+        for o in out.iter_mut() {
+            let t = n as f64 / f64::from(rate);
+            let env = 0.7 + 0.3 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let v: f64 = (1..20)
+                .map(|h| {
+                    (2.0 * std::f64::consts::PI * 140.0 * f64::from(h) * t + f64::from(h)).sin()
+                        / f64::from(h)
+                })
+                .sum();
+            *o = (3000.0 * env * v) as i16;
+            n += 1;
+        }
+    })
+}
+
+#[test]
+fn opus_loss_is_concealed() {
+    let phones = vec![
+        Phone::new(1, Codec::Opus, voiced(48000)),
+        Phone::new(2, Codec::Pcmu, silence()),
+    ];
+    let cfg = RoomConfig {
+        sample_rate: 48000,
+        ..Default::default()
+    };
+    let mut sim = Sim::new(cfg, phones);
+    sim.run(300, |id, f| {
+        if id.0 == 1 && f % 10 == 5 {
+            None
+        } else {
+            Some(3 * MS)
+        }
+    });
+    let b = sim.phone(2);
+    let audio = last_secs(b, 4.0);
+    // No frame drops to silence: concealment (FEC from the next packet
+    // where the encoder put it, decoder PLC otherwise) carries every gap.
+    // libopus itself dips for about one frame after a loss, hence 10 %.
+    let levels: Vec<f64> = audio
+        .chunks(160)
+        .map(|f| amplitude(f, 8000, 140.0))
+        .collect();
+    let typical = levels.iter().sum::<f64>() / levels.len() as f64;
+    let worst = levels.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(
+        worst > typical * 0.1,
+        "worst frame {worst:.0} vs typical {typical:.0}"
+    );
+    let st = sim.room.stats(ParticipantId(1)).unwrap();
+    assert!(st.jitter_buffer.lost >= 25, "{:?}", st.jitter_buffer);
+    assert_eq!(st.jitter_buffer.underruns, 0);
+}
+
+#[test]
+fn reinvite_changes_codec_and_address() {
+    let phones = vec![
+        Phone::new(1, Codec::Pcmu, tone(440.0, 8000.0, 8000)),
+        Phone::new(2, Codec::Pcmu, silence()),
+    ];
+    let cfg = RoomConfig {
+        sample_rate: 16000,
+        ..Default::default()
+    };
+    let mut sim = Sim::new(cfg, phones);
+    sim.run(30, on_time);
+    // Phone 1 moves to G.722 on a new port.
+    let new = Phone::new(1, Codec::G722, tone(700.0, 8000.0, 16000));
+    let (codec, pt) = (new.codec, new.pt);
+    let now = sim.now;
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::UpdateCodec {
+                id: ParticipantId(1),
+                codec,
+                payload_type: pt,
+                telephone_event_pt: Some(101),
+                ptime: 20,
+            },
+        )
+        .unwrap();
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::UpdateRemote {
+                id: ParticipantId(1),
+                remote_rtp: Some(addr(30000)),
+                remote_rtcp: None,
+                rtcp_mux: true,
+            },
+        )
+        .unwrap();
+    let mut new = new;
+    new.addr = addr(30000);
+    sim.phones[0] = new;
+    sim.run(50, on_time);
+    let b = sim.phone(2);
+    assert!(amplitude(last_secs(b, 0.5), 8000, 700.0) > 6000.0);
+    assert_eq!(sim.room.remote_rtp(ParticipantId(1)), Some(addr(30000)));
+    let a = sim.phone(1);
+    assert!(
+        !a.received.is_empty(),
+        "the room sends G.722 to the new address"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn garbage_never_panics_the_room(pkts in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..50)) {
+        let phones = vec![Phone::new(1, Codec::Pcmu, silence()), Phone::new(2, Codec::Opus, silence())];
+        let mut sim = Sim::new(RoomConfig::default(), phones);
+        for (i, p) in pkts.iter().enumerate() {
+            let now = sim.now;
+            let mut p = p.clone();
+            if i % 2 == 0 && p.len() > 2 {
+                // Make some of it look like RTP/RTCP version 2.
+                p[0] = 0x80 | (p[0] & 0x3F);
+            }
+            sim.room.handle_rtp(now, ParticipantId(1 + (i % 2) as u32), &p, addr(20002));
+            sim.room.handle_rtcp(now, ParticipantId(2), &p, addr(20005));
+            if i % 5 == 0 {
+                sim.run(1, on_time);
+            }
+            sim.drain();
+        }
+    }
+}
+
+#[test]
+fn g722_with_audio_levels_is_always_decoded_so_onsets_are_clean() {
+    // Phone 1 (G.722 with RFC 6464 levels) is silent for 1 s, then talks.
+    // Skipping its silent frames would leave the ADPCM decoder out of step
+    // with the phone's encoder (an audible overshoot at the onset).
+    let src: Source = Box::new(|f, out: &mut [i16]| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = if f >= 50 {
+                (7000.0
+                    * (2.0 * std::f64::consts::PI * 900.0 * (f * 320 + i) as f64 / 16000.0).sin())
+                    as i16
+            } else {
+                0
+            };
+        }
+    });
+    let mut a = Phone::new(1, Codec::G722, src);
+    a.level_ext = Some(1);
+    let phones = vec![a, Phone::new(2, Codec::G722, silence())];
+    let cfg = RoomConfig {
+        sample_rate: 16000,
+        ..Default::default()
+    };
+    let mut sim = Sim::new(cfg, phones);
+    sim.run(100, on_time);
+    let b = sim.phone(2);
+    let n = b.received.len();
+    // From the third frame of the talk spurt on, the tone is at full level.
+    let spurt = &b.received[n - 48 * 320..];
+    for (k, f) in spurt.chunks(320).enumerate().skip(2) {
+        let a = amplitude(f, 16000, 900.0);
+        assert!((a - 7000.0).abs() < 900.0, "frame {k}: {a:.0}");
+    }
+}

@@ -240,6 +240,14 @@ impl AudioDecoder {
         }
     }
 
+    /// Notes an Opus frame that was not decoded because it was plainly
+    /// silent (DTX or RFC 6464). The Opus decoder resynchronises on the
+    /// next frame it decodes; concealment state is cleared so silence is
+    /// not followed by a repeat of older speech.
+    pub fn skip_silent(&mut self) {
+        self.plc.lost_run = 0;
+    }
+
     /// Consecutive concealed packets so far.
     pub fn lost_run(&self) -> u32 {
         self.plc.lost_run
@@ -389,8 +397,8 @@ impl std::fmt::Debug for AudioEncoder {
 
 impl AudioEncoder {
     /// An encoder for `codec` fed at [`Codec::pcm_rate`] of `room_rate`.
-    /// Opus runs as VoIP, complexity 5 (a server encodes many streams),
-    /// in-band FEC on with a 10 % loss assumption.
+    /// Opus runs as VoIP voice at 32 kbit/s, complexity 5 (a server encodes
+    /// many streams), in-band FEC on with a 10 % loss assumption.
     pub fn new(codec: Codec, room_rate: u32) -> Result<Self> {
         let rate = codec.pcm_rate(room_rate);
         let kind = match codec {
@@ -403,6 +411,10 @@ impl AudioEncoder {
                 e.set_inband_fec(true)?;
                 e.set_packet_loss_perc(10)?;
                 e.set_complexity(5)?;
+                // 32 kbit/s voice keeps Opus in SILK/hybrid mode, where the
+                // in-band FEC lives (CELT-only mode has none).
+                e.set_bitrate(opus::Bitrate::Bits(32_000))?;
+                e.set_signal(opus::Signal::Voice)?;
                 EncoderKind::Opus(e)
             }
         };

@@ -52,6 +52,8 @@ pub struct Phone {
     pub rx_packets: Vec<(Instant, Vec<u8>)>,
     pub frames_sent: usize,
     pub muted_tx: bool,
+    /// Send an RFC 6464 audio level in this extension id.
+    pub level_ext: Option<u8>,
 }
 
 impl Phone {
@@ -73,12 +75,14 @@ impl Phone {
             rx_packets: Vec::new(),
             frames_sent: 0,
             muted_tx: false,
+            level_ext: None,
         }
     }
 
     pub fn spec(&self) -> ParticipantSpec {
         let mut s = ParticipantSpec::new(self.codec, Some(self.addr));
         s.payload_type = self.pt;
+        s.audio_level_ext_id = self.level_ext;
         s
     }
 
@@ -105,7 +109,22 @@ impl Phone {
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(self.codec.rtp_clock_rate() / 50);
         let mut buf = vec![0u8; 1500];
-        let l = write_rtp(&mut buf, &h, None, &payload[..len]).unwrap();
+        let ext = self.level_ext.map(|id| {
+            let ms = pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64;
+            let dbov = if ms > 0.0 {
+                -10.0 * (ms / (32768.0 * 32768.0)).log10()
+            } else {
+                127.0
+            };
+            palaver_media::rtp::audio_level_extension(id, dbov < 60.0, dbov.clamp(0.0, 127.0) as u8)
+        });
+        let l = write_rtp(
+            &mut buf,
+            &h,
+            ext.as_ref().map(|(p, d)| (*p, &d[..])),
+            &payload[..len],
+        )
+        .unwrap();
         buf.truncate(l);
         buf
     }
