@@ -458,6 +458,12 @@ struct Participant {
     tx: Send,
     latched: Option<SocketAddr>,
     latched_ssrc: Option<u32>,
+    /// RFC 4733 packets seen in this stream's sequence space. Phones
+    /// (baresip, for one) interleave event packets with audio, so audio
+    /// sequence numbers skip while a key is down; the jitter buffer must see
+    /// those skips as event packets, not as lost audio to conceal.
+    events_in_seq: u64,
+    last_event_seq: Option<u16>,
     rtcp_from: Option<SocketAddr>,
     last_rx: Option<Instant>,
     timed_out: bool,
@@ -904,6 +910,8 @@ impl MediaRoom {
             tx,
             latched: None,
             latched_ssrc: None,
+            events_in_seq: 0,
+            last_event_seq: None,
             rtcp_from: None,
             last_rx: Some(now),
             timed_out: false,
@@ -1021,6 +1029,10 @@ impl MediaRoom {
             return;
         }
         if is_event {
+            if p.last_event_seq != Some(h.sequence) {
+                p.last_event_seq = Some(h.sequence);
+                p.events_in_seq += 1;
+            }
             if let Ok(Some(digit)) = p.rfc4733.handle(h.timestamp, pkt.payload) {
                 self.report_digit(now, i, digit, DtmfSource::Rfc4733);
             }
@@ -1033,6 +1045,7 @@ impl MediaRoom {
             SeqVerdict::NewSource(e) => {
                 if p.latched_ssrc != Some(h.ssrc) {
                     p.latched_ssrc = Some(h.ssrc);
+                    p.events_in_seq = 0;
                     p.rx.jitter.reset();
                     self.events.push_back(MediaEvent::SsrcChanged {
                         participant: id,
@@ -1047,8 +1060,10 @@ impl MediaRoom {
             .audio_level_ext_id
             .and_then(|x| pkt.audio_level(x))
             .map(|(_, l)| l);
+        // Audio frames numbered without the event packets in between.
+        let audio_seq = ext.saturating_sub(p.events_in_seq);
         p.rx.jitter
-            .push_with_level(now, ext, h.timestamp, pkt.payload, level);
+            .push_with_level(now, audio_seq, h.timestamp, pkt.payload, level);
     }
 
     /// Handles a datagram from the participant's RTCP socket.

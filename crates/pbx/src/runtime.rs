@@ -213,9 +213,10 @@ impl MediaControl for EngineMedia {
         let id = MediaRoomId(self.next);
         let tx = self.events.clone();
         tokio::spawn(async move {
+            // Runs until every sender is gone: the recording writer may
+            // still report a finished file after the room is closed.
             while let Some(ev) = rx.recv().await {
-                let closed = matches!(ev, RoomEvent::Closed);
-                if tx.send((id, ev)).is_err() || closed {
+                if tx.send((id, ev)).is_err() {
                     break;
                 }
             }
@@ -295,6 +296,10 @@ impl MediaControl for EngineMedia {
         let r = self
             .room(room)
             .ok_or_else(|| MediaError("no such media room".into()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| MediaError(format!("creating {}: {e}", dir.display())))?;
+        }
         r.start_recording(path).map_err(media_err)
     }
 
