@@ -92,3 +92,398 @@ fn c1_three_participants_hear_each_other_and_not_themselves() {
         }
     }
 }
+
+fn send_keys(p: &mut Baresip, keys: &str) {
+    for k in keys.chars() {
+        p.command("sndcode", &k.to_string());
+        std::thread::sleep(Duration::from_millis(450));
+    }
+}
+
+fn dial(p: &mut Baresip, server: &Server, number: &str) {
+    p.command("dial", &format!("sip:{number}@{}", server.sip));
+    assert!(
+        p.wait_event("CALL_ESTABLISHED", Duration::from_secs(10))
+            .is_some(),
+        "{:?}\n{}",
+        p.event_types(),
+        server.log_text()
+    );
+}
+
+/// The server hung up on this phone within `timeout`.
+fn hung_up(p: &mut Baresip, timeout: Duration) -> bool {
+    p.wait_event("CALL_CLOSED", timeout).is_some()
+}
+
+/// Stops the server, lets `f` change the store, starts it again.
+fn with_store(
+    server: &mut Server,
+    dir: &Path,
+    extra: &[&str],
+    f: impl FnOnce(
+        &palaver_store::Store,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>,
+) {
+    assert_eq!(server.stop(), 0);
+    let data = server.data.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = palaver_store::Store::open(None, &data).await.unwrap();
+        f(&store).await;
+        store.close().await;
+    });
+    *server = Server::start_on(dir, data, extra);
+}
+
+/// A room 802 reachable through the `local` trunk, with the given settings.
+fn add_room(
+    server: &mut Server,
+    dir: &Path,
+    extra: &[&str],
+    settings: palaver_store::RoomSettings,
+) {
+    with_store(server, dir, extra, move |store| {
+        Box::pin(async move {
+            let room = store.create_room(&settings).await.unwrap();
+            let trunk = store.trunk_by_name("local").await.unwrap().unwrap();
+            store
+                .create_number(&palaver_store::NumberFields {
+                    number: "802".into(),
+                    destination: palaver_store::Destination::Room(room.id),
+                    trunk_id: Some(trunk.id),
+                    description: String::new(),
+                })
+                .await
+                .unwrap();
+        })
+    });
+}
+
+/// C3: three wrong PINs → goodbye and the server hangs up; the right PIN
+/// gets in.
+#[test]
+fn c3_three_wrong_pins_hang_up_and_the_right_one_gets_in() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("pin");
+    let server = Server::start(dir.path(), &[]);
+    let mut p = phone(dir.path(), &server, "2101", 440.0);
+    dial(&mut p, &server, "801");
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..3 {
+        send_keys(&mut p, "999#");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(
+        hung_up(&mut p, Duration::from_secs(15)),
+        "still connected after three wrong PINs\n{}",
+        server.log_text()
+    );
+
+    // The right PIN gets a caller into the room (it then waits for the host).
+    let mut q = phone(dir.path(), &server, "2102", 440.0);
+    dial(&mut q, &server, "801");
+    std::thread::sleep(Duration::from_secs(2));
+    send_keys(&mut q, "1234#");
+    assert!(
+        !hung_up(&mut q, Duration::from_secs(6)),
+        "hung up after the right PIN"
+    );
+    q.command("hangup", "");
+}
+
+/// C4, C5, C11: in room 801 (wait for host) a participant hears music until
+/// the host (PIN 4321) joins, then hears the host.
+#[test]
+fn c4_c5_wait_for_host_plays_music_until_the_host_joins() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("host");
+    let server = Server::start(dir.path(), &[]);
+    let mut guest = phone(dir.path(), &server, "2201", 440.0);
+    dial(&mut guest, &server, "801");
+    std::thread::sleep(Duration::from_secs(2));
+    send_keys(&mut guest, "1234#");
+    // Waiting: music, no host yet.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut host = phone(dir.path(), &server, "2202", 1100.0);
+    dial(&mut host, &server, "801");
+    std::thread::sleep(Duration::from_secs(2));
+    send_keys(&mut host, "4321#");
+    std::thread::sleep(Duration::from_secs(7));
+    guest.command("hangup", "");
+    host.command("hangup", "");
+    assert!(hung_up(&mut guest, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(300));
+    let (all, rate) = heard(&guest, 0.0);
+    let r = rate as usize;
+    assert!(
+        all.len() > 14 * r,
+        "guest recorded only {} s",
+        all.len() / r
+    );
+    // While waiting (seconds 5–8 of the call): music is playing, the host's
+    // tone is absent.
+    let waiting = &all[5 * r..8 * r];
+    assert!(
+        rms(waiting) > 200.0,
+        "no music while waiting (rms {:.0})",
+        rms(waiting)
+    );
+    assert!(
+        tone_ratio(waiting, rate, 1100.0) < 0.05,
+        "host tone before the host joined"
+    );
+    // At the end: the host is heard.
+    let end = &all[all.len() - 3 * r..];
+    assert!(
+        tone_ratio(end, rate, 1100.0) > 0.3,
+        "guest does not hear the host: {:.3}",
+        tone_ratio(end, rate, 1100.0)
+    );
+}
+
+/// C14: `00` toggles mute (the others stop hearing the participant), `**`
+/// mute+deaf (it also stops hearing the others), `##` leaves.
+#[test]
+fn c14_keys_mute_deaf_and_leave() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("keys");
+    let server = Server::start(dir.path(), &[]);
+    let mut a = phone(dir.path(), &server, "2301", 440.0);
+    let mut b = phone(dir.path(), &server, "2302", 1100.0);
+    dial(&mut a, &server, "800");
+    dial(&mut b, &server, "800");
+    // Greetings and join beeps take the first ~4 s.
+    std::thread::sleep(Duration::from_secs(8));
+    // A mutes: B stops hearing 440 Hz.
+    send_keys(&mut a, "00");
+    std::thread::sleep(Duration::from_secs(4));
+    // A unmutes, then goes mute+deaf.
+    send_keys(&mut a, "00");
+    std::thread::sleep(Duration::from_secs(3));
+    send_keys(&mut a, "**");
+    std::thread::sleep(Duration::from_secs(4));
+    // A leaves with ##: the server hangs up.
+    send_keys(&mut a, "##");
+    assert!(
+        hung_up(&mut a, Duration::from_secs(10)),
+        "## did not end the call"
+    );
+    b.command("hangup", "");
+    assert!(hung_up(&mut b, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (ha, rate) = heard(&a, 0.0);
+    let (hb, _) = heard(&b, 0.0);
+    let r = rate as f64;
+    // Timeline (s): 0 both dial … 8 `00` … ~13 `00` … ~17 `**` … ~22 `##`.
+    let win = |s: &[i16], from: f64, to: f64| {
+        s[((from * r) as usize).min(s.len())..((to * r) as usize).min(s.len())].to_vec()
+    };
+    let check = |what: &str, s: Vec<i16>, f: f64, heard: bool| {
+        let v = tone_ratio(&s, rate, f);
+        if heard {
+            assert!(v > 0.3, "{what}: {v:.3}");
+        } else {
+            assert!(v < 0.05, "{what}: {v:.3}");
+        }
+    };
+    check("B hears A before the mute", win(&hb, 5.5, 7.5), 440.0, true);
+    check(
+        "B does not hear A while muted",
+        win(&hb, 10.0, 12.5),
+        440.0,
+        false,
+    );
+    check("B hears A after unmute", win(&hb, 15.0, 16.5), 440.0, true);
+    check("A hears B before **", win(&ha, 15.0, 16.5), 1100.0, true);
+    check(
+        "A does not hear B while deaf",
+        win(&ha, 19.5, 21.5),
+        1100.0,
+        false,
+    );
+    check(
+        "B does not hear A while mute+deaf",
+        win(&hb, 19.5, 21.5),
+        440.0,
+        false,
+    );
+}
+
+/// C12: a room that refuses anonymous callers says so and hangs up.
+#[test]
+fn c12_anonymous_callers_are_refused_when_the_room_says_so() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("anon");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut s = palaver_store::RoomSettings::new("Private");
+    s.allow_anonymous = false;
+    add_room(&mut server, dir.path(), &[], s);
+    let mut anon = phone(dir.path(), &server, "anonymous", 440.0);
+    dial(&mut anon, &server, "802");
+    assert!(
+        hung_up(&mut anon, Duration::from_secs(15)),
+        "anonymous caller was not refused\n{}",
+        server.log_text()
+    );
+    // The refusal was spoken: the caller heard audio before the hang-up.
+    std::thread::sleep(Duration::from_millis(300));
+    let (h, _) = heard(&anon, 0.0);
+    assert!(rms(&h) > 200.0, "no spoken reason (rms {:.0})", rms(&h));
+    // A caller with a number gets in.
+    let mut named = phone(dir.path(), &server, "2401", 440.0);
+    dial(&mut named, &server, "802");
+    assert!(
+        !hung_up(&mut named, Duration::from_secs(5)),
+        "a caller with a number was refused"
+    );
+}
+
+/// C2: a full room tells the next caller and hangs up.
+#[test]
+fn c2_full_room_refuses_the_next_caller() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("full");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut s = palaver_store::RoomSettings::new("Small");
+    s.max_participants = 2;
+    add_room(&mut server, dir.path(), &[], s);
+    let mut a = phone(dir.path(), &server, "2501", 440.0);
+    let mut b = phone(dir.path(), &server, "2502", 700.0);
+    let mut c = phone(dir.path(), &server, "2503", 1100.0);
+    dial(&mut a, &server, "802");
+    dial(&mut b, &server, "802");
+    std::thread::sleep(Duration::from_secs(1));
+    dial(&mut c, &server, "802");
+    assert!(
+        hung_up(&mut c, Duration::from_secs(15)),
+        "third caller admitted to a room of 2"
+    );
+    assert!(!hung_up(&mut a, Duration::from_secs(1)));
+    assert!(!hung_up(&mut b, Duration::from_secs(1)));
+}
+
+/// C9, C10, C15: auto-started recording of the right length, and the
+/// end-of-conference report delivered to a real SMTP server, listing every
+/// participant.
+#[test]
+fn c9_c15_recording_and_the_email_report() {
+    if !have("baresip") || !std::path::Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let dir = TempDir::new("report");
+    // A real SMTP server (aiosmtpd) on a free loopback port.
+    let smtp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let smtp_log = dir.path().join("smtp.log");
+    let mut smtp = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{smtp_port}"),
+        ])
+        .stdout(std::fs::File::create(&smtp_log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("aiosmtpd (Debian python3-aiosmtpd)");
+    let port = smtp_port.to_string();
+    let extra = [
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-tls",
+        "none",
+    ];
+    let mut server = Server::start(dir.path(), &extra);
+    let mut s = palaver_store::RoomSettings::new("Board meeting");
+    s.recording_enabled = true;
+    s.recording_autostart = true;
+    s.report_email = Some("boss@example.org".into());
+    add_room(&mut server, dir.path(), &extra, s);
+
+    let mut a = phone(dir.path(), &server, "2601", 440.0);
+    let mut b = phone(dir.path(), &server, "2602", 1100.0);
+    dial(&mut a, &server, "802");
+    dial(&mut b, &server, "802");
+    std::thread::sleep(Duration::from_secs(8));
+    b.command("hangup", "");
+    assert!(hung_up(&mut b, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_secs(1));
+    a.command("hangup", "");
+    assert!(hung_up(&mut a, Duration::from_secs(10)));
+
+    // The report arrives (the mailer polls every 2 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mail = loop {
+        let text = std::fs::read_to_string(&smtp_log).unwrap_or_default();
+        if text.contains("boss@example.org") && text.contains("2602") {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report e-mail arrived:\n{text}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+    assert!(mail.contains("Board meeting"), "{mail}");
+    assert!(
+        mail.contains("2601") && mail.contains("2602"),
+        "a participant is missing:\n{mail}"
+    );
+    assert!(mail.contains("/recordings/"), "no recording link:\n{mail}");
+
+    // The recording: a WAV in the data dir whose length matches the time
+    // two people were in the room (≈ 9 s), and a finished store row.
+    assert_eq!(server.stop(), 0);
+    let data = server.data.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recs = rt.block_on(async {
+        let store = palaver_store::Store::open(None, &data).await.unwrap();
+        let r = store.recordings(None).await.unwrap();
+        store.close().await;
+        r
+    });
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let rec = &recs[0];
+    assert!(rec.ended_at.is_some(), "recording not finished: {rec:?}");
+    assert!(
+        (6_000..=14_000).contains(&rec.duration_ms),
+        "recording lasts {} ms",
+        rec.duration_ms
+    );
+    let (samples, rate) = read_wav(std::path::Path::new(&rec.path));
+    let secs = samples.len() as f64 / rate as f64;
+    assert!(
+        (secs * 1000.0 - rec.duration_ms as f64).abs() < 500.0,
+        "file {secs:.1} s vs row {} ms",
+        rec.duration_ms
+    );
+    assert!(rec.size_bytes > 0);
+    assert!(rec.participants.contains("2601"), "{}", rec.participants);
+}
