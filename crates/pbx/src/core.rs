@@ -386,7 +386,8 @@ impl Pbx {
         }
         self.guard.sweep(now);
         metrics::gauge!("palaver_registrations").set(self.registrar.count(now_ms) as f64);
-        metrics::gauge!("palaver_calls_active").set((self.calls.len() + self.answered.calls.len()) as f64);
+        metrics::gauge!("palaver_calls_active")
+            .set((self.calls.len() + self.answered.calls.len()) as f64);
         metrics::gauge!("palaver_rooms_active").set(self.conference.live_rooms().count() as f64);
         metrics::gauge!("palaver_room_participants").set(
             self.answered
