@@ -92,3 +92,48 @@ fn audio_after_a_key_press_is_as_clean_as_before() {
         );
     }
 }
+
+/// A participant muted for a while and unmuted must come back clean: the
+/// jitter buffer keeps playing out (and discarding) while the audio is not
+/// mixed, so nothing piles up to be dropped later.
+#[test]
+fn audio_after_unmute_is_as_clean_as_before() {
+    use palaver_media::room::RoomCommand;
+    let a = Phone::new(1, Codec::Pcmu, tone(440.0, 8000.0, 8000));
+    let b = Phone::new(2, Codec::Pcmu, silence());
+    let mut sim = Sim::new(RoomConfig::default(), vec![a, b]);
+    sim.run(150, on_time);
+    let now = sim.now;
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::SetMuted {
+                id: ParticipantId(1),
+                muted: true,
+            },
+        )
+        .unwrap();
+    sim.run(200, on_time);
+    let now = sim.now;
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::SetMuted {
+                id: ParticipantId(1),
+                muted: false,
+            },
+        )
+        .unwrap();
+    let mark = sim.phone(2).received.len();
+    sim.run(200, on_time);
+    let after_all = &sim.phone(2).received[mark..];
+    for w in 0..7 {
+        let win = &after_all[400 + w * 4000..400 + (w + 1) * 4000];
+        let p = purity(win, 8000, 440.0);
+        assert!(
+            p > 0.9,
+            "{:.1} s after unmute the tone is only {p:.3} pure",
+            w as f64 * 0.5
+        );
+    }
+}

@@ -5,6 +5,7 @@
 mod config;
 mod demo;
 mod live;
+mod recover;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -83,6 +84,11 @@ async fn run(s: Settings) -> anyhow::Result<()> {
     let store = palaver_store::Store::open(s.database_url.as_deref(), &s.data_dir)
         .await
         .context("opening the database")?;
+
+    let recovered = recover::recover_recordings(&store).await?;
+    if recovered > 0 {
+        info!(recovered, "recordings left by a crash were repaired");
+    }
 
     let demo = if s.demo {
         Some(

@@ -487,3 +487,76 @@ fn c9_c15_recording_and_the_email_report() {
     assert!(rec.size_bytes > 0);
     assert!(rec.participants.contains("2601"), "{}", rec.participants);
 }
+
+/// C9 (crash safety): the server is killed (SIGKILL) while recording; at the
+/// next start the WAV is repaired with nothing written lost, and the
+/// recording's row is finished from the file.
+#[test]
+fn c9_recording_survives_a_crash() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("crash");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut s = palaver_store::RoomSettings::new("Recorded");
+    s.recording_enabled = true;
+    s.recording_autostart = true;
+    add_room(&mut server, dir.path(), &[], s);
+    let mut a = phone(dir.path(), &server, "2701", 440.0);
+    dial(&mut a, &server, "802");
+    std::thread::sleep(Duration::from_secs(6));
+    // Crash: no chance to finish anything.
+    let mut child = server.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let data = server.data.clone();
+    let on_disk = {
+        let dir = data.join("recordings");
+        let room_dir = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let f = std::fs::read_dir(&room_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::metadata(&f).unwrap().len()
+    };
+    assert!(
+        on_disk > 8000,
+        "almost nothing was written before the crash: {on_disk} bytes"
+    );
+    let mut server = Server::start_on(dir.path(), data.clone(), &[]);
+    assert_eq!(server.stop(), 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recs = rt.block_on(async {
+        let store = palaver_store::Store::open(None, &data).await.unwrap();
+        let r = store.recordings(None).await.unwrap();
+        store.close().await;
+        r
+    });
+    assert_eq!(recs.len(), 1);
+    let rec = &recs[0];
+    assert!(
+        rec.ended_at.is_some(),
+        "not finished after restart: {rec:?}"
+    );
+    assert!(
+        rec.duration_ms >= 2000,
+        "recovered only {} ms",
+        rec.duration_ms
+    );
+    let (samples, rate) = read_wav(Path::new(&rec.path));
+    assert!(
+        samples.len() as u64 * 2 + 44 >= on_disk - 2,
+        "audio lost in the repair"
+    );
+    assert!((samples.len() as i64 * 1000 / i64::from(rate) - rec.duration_ms).abs() < 50);
+}

@@ -544,6 +544,18 @@ impl Pbx {
         use palaver_media_rt::RoomEvent as E;
         match ev {
             E::Media(m) => {
+                if let MediaEvent::Stats { participant, stats } = &m {
+                    debug!(
+                        media = media.0,
+                        %participant,
+                        received = stats.packets_received,
+                        lost = stats.packets_lost,
+                        jitter_ms = stats.jitter_ms,
+                        jb = ?stats.jitter_buffer,
+                        target_ms = stats.jitter_target.as_millis() as u64,
+                        "participant media stats"
+                    );
+                }
                 if let Some(&room) = self.answered.media_to_room.get(&media) {
                     self.conference.handle_media_event(now, room, m);
                     self.drain_conference(now);
