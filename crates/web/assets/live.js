@@ -74,6 +74,8 @@
       case "participant.unmuted": if (p) p.muted = false; break;
       case "participant.deaf": if (p) p.deaf = true; break;
       case "participant.undeaf": if (p) p.deaf = false; break;
+      case "participant.waiting": if (p) p.waiting = true; break;
+      case "participant.admitted": if (p) p.waiting = false; break;
       case "room.locked": state.locked = true; break;
       case "room.unlocked": state.locked = false; break;
       case "room.recording_started": state.recording = true; break;
@@ -89,8 +91,9 @@
 
   function since(ms) {
     var d = new Date(ms);
-    var mins = Math.max(0, Math.round((Date.now() - ms) / 60000));
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + " (" + mins + " min)";
+    var mins = Math.max(0, Math.floor((Date.now() - ms) / 60000));
+    var ago = mins < 1 ? "just now" : mins < 60 ? mins + " min" : Math.floor(mins / 60) + " h " + (mins % 60) + " min";
+    return d.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" }) + " (" + ago + ")";
   }
 
   function cell(tr, text, cls) {
@@ -134,7 +137,7 @@
       }
       cell(tr, since(p.joined_at));
       var audio = cell(tr, undefined, "audio");
-      [[p.muted, "muted", "warn"], [p.deaf, "deaf", "warn"], [p.talking, "talking", "ok"]].forEach(function (f) {
+      [[p.waiting, "waiting for host", "off"], [p.muted, "muted", "warn"], [p.deaf, "deaf", "warn"], [p.talking, "talking", "ok"]].forEach(function (f) {
         if (!f[0]) return;
         var s = document.createElement("span");
         s.className = "badge " + f[2]; s.textContent = f[1];

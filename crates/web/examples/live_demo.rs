@@ -44,6 +44,12 @@ impl Scripted {
             RoomEvent::Unmuted { participant } => with(snapshot, *participant, |p| p.muted = false),
             RoomEvent::Deaf { participant } => with(snapshot, *participant, |p| p.deaf = true),
             RoomEvent::Undeaf { participant } => with(snapshot, *participant, |p| p.deaf = false),
+            RoomEvent::Waiting { participant } => {
+                with(snapshot, *participant, |p| p.waiting = true)
+            }
+            RoomEvent::Admitted { participant } => {
+                with(snapshot, *participant, |p| p.waiting = false)
+            }
             RoomEvent::Locked => snapshot.locked = true,
             RoomEvent::Unlocked => snapshot.locked = false,
             RoomEvent::RecordingStarted => snapshot.recording = true,
@@ -108,6 +114,7 @@ fn caller(id: u64, number: &str, name: &str, host: bool, joined_at: i64) -> Part
         talking: false,
         muted: false,
         deaf: false,
+        waiting: false,
     }
 }
 

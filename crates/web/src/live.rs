@@ -65,6 +65,10 @@ pub struct ParticipantView {
     pub muted: bool,
     /// They hear nothing (`CAN_HEAR` cleared).
     pub deaf: bool,
+    /// In the room but waiting for a host, hearing music (SPEC C5): not
+    /// mixed yet.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// The whole state of a live room at one point of its event sequence.
@@ -138,6 +142,18 @@ pub enum RoomEvent {
     /// Someone hears the room again.
     #[serde(rename = "participant.undeaf")]
     Undeaf {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// Someone was taken out of the mix to wait for a host (SPEC C5).
+    #[serde(rename = "participant.waiting")]
+    Waiting {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// Someone stopped waiting and entered the mix.
+    #[serde(rename = "participant.admitted")]
+    Admitted {
         /// Who.
         participant: ParticipantId,
     },
@@ -354,6 +370,34 @@ mod tests {
         );
         let c: ControlCommand = serde_json::from_str(r#"{"action":"start_recording"}"#).unwrap();
         assert_eq!(c, ControlCommand::StartRecording);
+    }
+
+    /// Waiting for a host (SPEC C5) has its own events, and a participant
+    /// from a sender that does not know the flag is not waiting.
+    #[test]
+    fn waiting_for_a_host_is_shown() {
+        let e: RoomEvent =
+            serde_json::from_str(r#"{"type":"participant.waiting","participant":2}"#).unwrap();
+        assert_eq!(
+            e,
+            RoomEvent::Waiting {
+                participant: ParticipantId(2)
+            }
+        );
+        let e: RoomEvent =
+            serde_json::from_str(r#"{"type":"participant.admitted","participant":2}"#).unwrap();
+        assert_eq!(
+            e,
+            RoomEvent::Admitted {
+                participant: ParticipantId(2)
+            }
+        );
+        let p: ParticipantView = serde_json::from_str(
+            r#"{"id":2,"number":null,"name":null,"host":false,"joined_at":0,
+                "talking":false,"muted":false,"deaf":false}"#,
+        )
+        .unwrap();
+        assert!(!p.waiting);
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn alice() -> ParticipantView {
         talking: false,
         muted: false,
         deaf: false,
+        waiting: false,
     }
 }
 
