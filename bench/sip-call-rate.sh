@@ -21,7 +21,7 @@
 #
 # Environment: CALLS (per step, default 20 x rate, at least 2000: each step
 # lasts about 20 s), HOLD_MS (call duration, default 1000), LIMIT
-# (simultaneous calls SIPp may open, default 20000), KEEP=1 keeps the work
+# (simultaneous calls SIPp may open, default 10000), KEEP=1 keeps the work
 # directory (server log, SIPp stats and error logs).
 set -euo pipefail
 
@@ -29,7 +29,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rates=("$@")
 ((${#rates[@]})) || rates=(100 200 400 800 1200 1600 2000 2500)
 hold_ms=${HOLD_MS:-1000}
-limit=${LIMIT:-20000}
+limit=${LIMIT:-10000}
 password=bench-$RANDOM$RANDOM
 
 command -v sipp >/dev/null || {
@@ -40,6 +40,9 @@ command -v sipp >/dev/null || {
 echo "building palaver (release)…" >&2
 cargo build --release -p palaver --manifest-path "$root/Cargo.toml" >&2
 bin=$root/target/release/palaver
+
+# SIPp wants a file descriptor per open call.
+ulimit -n 65536 2>/dev/null || true
 
 work=$(mktemp -d /tmp/palaver-call-rate.XXXXXX)
 server_pid=
