@@ -1032,6 +1032,11 @@ impl MediaRoom {
             if p.last_event_seq != Some(h.sequence) {
                 p.last_event_seq = Some(h.sequence);
                 p.events_in_seq += 1;
+                // Same sequence space as the audio: count it so RTCP loss
+                // figures do not report key presses as lost packets.
+                if p.rx.stats.ssrc() == Some(h.ssrc) {
+                    p.rx.stats.update_sequence_only(h.ssrc, h.sequence);
+                }
             }
             if let Ok(Some(digit)) = p.rfc4733.handle(h.timestamp, pkt.payload) {
                 self.report_digit(now, i, digit, DtmfSource::Rfc4733);

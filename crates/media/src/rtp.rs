@@ -315,6 +315,21 @@ impl ReceiveStats {
 
     /// Accounts for one packet arriving at `now`.
     pub fn update(&mut self, now: Instant, ssrc: u32, seq: u16, timestamp: u32) -> SeqVerdict {
+        let verdict = self.track(ssrc, seq);
+        if verdict != SeqVerdict::Probation {
+            self.update_jitter(now, timestamp);
+        }
+        verdict
+    }
+
+    /// Accounts for a packet that shares the stream's sequence numbers but
+    /// not its media timing (RFC 4733 events interleaved with audio), so
+    /// loss counts stay right without disturbing the jitter estimate.
+    pub fn update_sequence_only(&mut self, ssrc: u32, seq: u16) -> SeqVerdict {
+        self.track(ssrc, seq)
+    }
+
+    fn track(&mut self, ssrc: u32, seq: u16) -> SeqVerdict {
         let mut new_source = false;
         if self.ssrc != Some(ssrc) {
             if self.ssrc.is_some() {
@@ -371,7 +386,6 @@ impl ReceiveStats {
             verdict = SeqVerdict::Accept(self.ext(seq));
         }
         self.received += 1;
-        self.update_jitter(now, timestamp);
         verdict
     }
 
@@ -554,6 +568,29 @@ mod tests {
         assert!(matches!(s.update(t0, 2, 5000, 0), SeqVerdict::NewSource(_)));
         assert_eq!(s.ssrc_changes, 1);
         assert_eq!(s.expected(), 1);
+    }
+
+    #[test]
+    fn interleaved_events_are_not_loss() {
+        let t0 = Instant::now();
+        let mut s = ReceiveStats::new(8000);
+        let mut seq = 0u16;
+        for i in 0..100u32 {
+            s.update(
+                t0 + Duration::from_millis(u64::from(20 * i)),
+                1,
+                seq,
+                i * 160,
+            );
+            seq += 1;
+            if (40..45).contains(&i) {
+                // An event packet follows each audio packet during a key press.
+                s.update_sequence_only(1, seq);
+                seq += 1;
+            }
+        }
+        assert_eq!(s.cumulative_lost(), 0);
+        assert_eq!(s.jitter(), 0);
     }
 
     #[test]

@@ -255,6 +255,12 @@ fn dtmf_in_each_form_and_two_forms_at_once() {
         .unwrap();
     sim.drain();
     assert_eq!(digits(&sim), vec![(1, '9', DtmfSource::Rfc4733)]);
+    // The event packets took sequence numbers between audio packets: they
+    // are not lost audio.
+    sim.run(10, on_time);
+    let st = sim.room.stats(ParticipantId(1)).unwrap();
+    assert_eq!(st.packets_lost, 0);
+    assert_eq!(st.jitter_buffer.lost, 0);
 }
 
 #[test]
