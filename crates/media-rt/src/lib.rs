@@ -160,7 +160,8 @@ impl Default for RoomSettings {
                 stats_interval: Some(Duration::from_secs(5)),
                 ..Default::default()
             },
-            event_capacity: 1024,
+            // A periodic stats burst is one event per participant.
+            event_capacity: 4096,
         }
     }
 }

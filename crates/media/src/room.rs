@@ -946,6 +946,12 @@ impl MediaRoom {
         self.mixer.set_flags(slot, p.flags());
         self.index.insert(id, self.participants.len());
         self.participants.push(p);
+        // Room for a periodic stats burst (one event each) plus talk and
+        // DTMF events, so a tick never grows the queue.
+        let want = 1024 + 4 * self.participants.len();
+        if self.events.capacity() < want {
+            self.events.reserve(want - self.events.len());
+        }
         Ok(())
     }
 
