@@ -1,7 +1,8 @@
 // The follow and control pages with live data (SPEC C16, W3), served by the
-// `live_demo` example: a scripted room whose callers talk in turn, until the
-// integrator wires the real conference layer (then SIP participants replace
-// the script).
+// `live_demo` example: a scripted room whose callers talk in turn. It covers
+// what real phones make slow or awkward to set up (a host, a socket dropped
+// and resumed); live_sip.test.mjs runs the same pages on the real server
+// with baresip participants.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -67,6 +68,7 @@ test("C16: control page mutes, deafens, kicks, locks and records", async () => {
   await follow.waitForSelector(`${bruno} .badge:has-text('deaf')`);
   await waitText(follow, "state-locked", "locked");
   await page.waitForSelector("tr.talking");
+  await page.mouse.move(0, 0);
   await page.screenshot({ path: join(SHOTS, "control-page.png"), fullPage: true });
   await page.click(`#participants tr[data-participant='3'] button:has-text('Kick')`);
   await page.waitForSelector("#participants tr[data-participant='3']", { state: "detached" });

@@ -14,4 +14,4 @@ cargo build -q -p palaver-web --example live_demo
 cd "$here"
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 mkdir -p "$root/docs/screenshots"
-node --test --test-concurrency=1 panel.test.mjs live.test.mjs
+node --test --test-concurrency=1 panel.test.mjs live.test.mjs live_sip.test.mjs
