@@ -55,8 +55,17 @@ export PALAVER_TEST_POSTGRES_URL
 # Missing peers or databases fail the run instead of skipping tests.
 export PALAVER_REQUIRE_POSTGRES=1 PALAVER_REQUIRE_PEERS=1
 
-say "unit, property, storage and end-to-end tests"
-cargo test --workspace --locked
+say "building the tests"
+cargo test --workspace --locked --no-run
+
+say "unit, property and storage tests"
+cargo test --workspace --locked --exclude palaver
+
+# The end-to-end tests start the real server and several real phones each;
+# run them one at a time so that audio checks are not judged on a machine
+# starved of CPU by the other tests.
+say "end-to-end tests (real server, SIPp, baresip, SMTP)"
+cargo test -p palaver --locked -- --test-threads=1
 
 if [ -x tests/web/run.sh ]; then
   say "browser tests"
