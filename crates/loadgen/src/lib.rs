@@ -12,7 +12,8 @@
 //! - [`participant::ParticipantMedia`]: one participant's RTP, sans-IO —
 //!   speech-like talk spurts ([`signal`]), PIN keys in RFC 4733, marker
 //!   bursts and their detection ([`marker`]), loss and jitter ([`stats`]);
-//! - [`quality`]: the references and alignment behind the PESQ scenario.
+//! - [`quality`]: the references and alignment behind the PESQ scenario;
+//! - [`probe`]: the server's CPU, memory and mixer timings over the window.
 //!
 //! The runtime ([`run`], on [`sys`]) is Linux-only: epoll, `timerfd`,
 //! `recvmmsg`/`sendmmsg` and kernel receive timestamps, a few threads. It
@@ -23,6 +24,7 @@
 pub mod error;
 pub mod marker;
 pub mod participant;
+pub mod probe;
 pub mod quality;
 pub mod report;
 pub mod run;

@@ -213,6 +213,10 @@ pub struct ParticipantReport {
     pub window: Counters,
     /// Receive counters over the whole call.
     pub total: Counters,
+    /// 20 ms frames the window lasted for this participant: what a bridge
+    /// that never skips a tick sends it. Sequence numbers cannot show
+    /// skipped ticks; this can.
+    pub frames_due: u64,
     pub jitter_ms: f64,
     /// Longest silence between two packets inside the window.
     pub max_gap_ms: f64,
@@ -227,6 +231,10 @@ pub struct ParticipantReport {
     pub false_markers: u64,
     /// Mouth-to-ear delays through the bridge, in ms.
     pub delays_ms: Vec<f64>,
+    /// Schedule indices of the markers heard (same order as the delays)
+    /// and missed.
+    pub heard_markers: Vec<u64>,
+    pub missed_markers: Vec<u64>,
     pub dtmf_digits_sent: u32,
     #[serde(skip)]
     pub recording: Option<Vec<i16>>,
@@ -262,6 +270,7 @@ pub struct ParticipantMedia {
     stats: StreamStats,
     window_start: Option<Counters>,
     window_end: Option<Counters>,
+    window_times: (Option<Nanos>, Option<Nanos>),
     measuring: bool,
     detector: MarkerDetector,
     armed: Option<(u64, bool)>,
@@ -338,6 +347,7 @@ impl ParticipantMedia {
             digits,
             window_start: None,
             window_end: None,
+            window_times: (None, None),
             measuring: false,
             detector: MarkerDetector::default(),
             armed: None,
@@ -360,14 +370,16 @@ impl ParticipantMedia {
         self.script_start = self.cfg.script.as_ref().map(|s| now + s.delay);
         self.recording_range = self.cfg.recording.as_ref().map(|r| (now, now + r.length));
         self.window_start = Some(self.stats.counters());
+        self.window_times = (Some(now), None);
         self.stats.reset_max_gap();
         self.measuring = true;
     }
 
-    /// Ends the measured window.
-    pub fn end_window(&mut self) {
+    /// Ends the measured window at `now`.
+    pub fn end_window(&mut self, now: Nanos) {
         if self.measuring {
             self.window_end = Some(self.stats.counters());
+            self.window_times.1 = Some(now);
             self.report.max_gap_ms = self.stats.max_gap() as f64 / 1e6;
             self.measuring = false;
         }
@@ -640,6 +652,7 @@ impl ParticipantMedia {
         {
             if !detected && board.last_sent(seat.room).is_some_and(|(s, _)| s >= k) {
                 self.report.markers_missed += 1;
+                self.report.missed_markers.push(k);
             }
             self.armed = None;
         }
@@ -672,6 +685,7 @@ impl ParticipantMedia {
                     .delays_ms
                     .push((heard_at - sent_at) as f64 / 1e6);
                 self.report.markers_heard += 1;
+                self.report.heard_markers.push(k);
                 self.armed = Some((k, true));
             }
             _ => self.report.false_markers += 1,
@@ -691,6 +705,9 @@ impl ParticipantMedia {
             Counters::default()
         };
         r.jitter_ms = self.stats.jitter_ms();
+        if let (Some(a), Some(b)) = self.window_times {
+            r.frames_due = b.saturating_sub(a) / (20 * MS);
+        }
         r.recording = self.cfg.recording.take().map(|rec| rec.samples);
         r
     }
@@ -827,7 +844,7 @@ mod tests {
             // The listener talks too (silence), so its own markers go out.
             listener.next_packet(now, &board, &mut buf);
         }
-        listener.end_window();
+        listener.end_window(t0 + 4_000 * MS);
         let rep = listener.report();
         assert_eq!(rep.markers_heard, 2, "{rep:?}");
         assert_eq!(rep.markers_missed, 0);
@@ -872,7 +889,7 @@ mod tests {
             let m = write_rtp(&mut out, &h, None, &payload).expect("fits");
             listener.handle_packet(now + 30 * MS, &out[..m], &board);
         }
-        listener.end_window();
+        listener.end_window(t0 + 4_000 * MS);
         let rep = listener.report();
         assert_eq!((rep.markers_heard, rep.markers_missed), (0, 1));
     }
@@ -945,7 +962,7 @@ mod tests {
             }
             p.handle_packet(k * 5 * MS, &d, &board);
         }
-        p.end_window();
+        p.end_window(10_000 * MS);
         let _ = p.report();
     }
 }

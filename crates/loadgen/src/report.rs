@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::participant::ParticipantReport;
+use crate::probe::ServerFigures;
 use crate::quality::Continuity;
 use crate::stats::{Counters, Distribution};
 
@@ -25,8 +26,11 @@ pub struct CallFigures {
     pub failures: BTreeMap<String, usize>,
     /// INVITE → 200 OK, in ms.
     pub setup_ms: Distribution,
-    /// Calls per second between the first INVITE and the last answer.
+    /// Answers per second between the first and the last answer.
     pub achieved_rate: f64,
+    /// INVITEs per second as we placed them (shows the load generator kept
+    /// the pace it was asked for).
+    pub offered_rate: f64,
     /// Calls the server hung up before we did (in conference runs these
     /// are drops; in call-rate runs the expected end of each call).
     pub remote_hangups: usize,
@@ -49,6 +53,11 @@ pub struct MediaFigures {
     /// Summed over participants.
     pub window: Counters,
     pub loss_fraction: f64,
+    /// 20 ms frames the window lasted, summed over participants, and the
+    /// share of them that arrived: below 1 when the bridge skipped ticks
+    /// (which sequence numbers do not show) or lost packets.
+    pub frames_due: u64,
+    pub delivered_fraction: f64,
     /// Participants that lost at least one packet.
     pub participants_with_loss: usize,
     /// Per-participant RFC 3550 jitter, in ms.
@@ -83,6 +92,7 @@ impl MediaFigures {
             m.packets_sent += p.packets_sent;
             m.send_errors += p.send_errors;
             m.window.add(&p.window);
+            m.frames_due += p.frames_due;
             m.participants_with_loss += usize::from(p.window.lost() > 0);
             jitter.push(p.jitter_ms);
             gaps.push(p.max_gap_ms);
@@ -94,6 +104,9 @@ impl MediaFigures {
             m.odd_packets += p.odd_packets;
         }
         m.loss_fraction = m.window.loss_fraction();
+        if m.frames_due > 0 {
+            m.delivered_fraction = m.window.received as f64 / m.frames_due as f64;
+        }
         m.jitter_ms = Distribution::of(&mut jitter);
         m.max_gap_ms = Distribution::of(&mut gaps);
         m.delay_ms = Distribution::of(&mut delays);
@@ -141,6 +154,12 @@ pub struct Report {
     /// Media packets received on the shared sink socket (call-rate runs).
     pub sink_packets: u64,
     pub quality: Option<QualityFigures>,
+    /// The server's CPU, memory and mixer timings over the window, when
+    /// its pid (and `/metrics` address) were given.
+    pub server: Option<ServerFigures>,
+    /// Every participant's own figures (with `--per-participant`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_participant: Vec<ParticipantReport>,
 }
 
 impl Report {
@@ -163,7 +182,7 @@ impl Report {
         if c.attempted > 0 {
             let _ = writeln!(
                 s,
-                "calls: {} attempted, {} answered, {} failed {:?}; setup p50 {:.1} ms p99 {:.1} ms max {:.1} ms; {:.0} calls/s; {} retransmissions",
+                "calls: {} attempted, {} answered, {} failed {:?}; setup p50 {:.1} ms p99 {:.1} ms max {:.1} ms; answered {:.0}/s (offered {:.0}/s); {} retransmissions",
                 c.attempted,
                 c.answered,
                 c.failed,
@@ -172,6 +191,7 @@ impl Report {
                 c.setup_ms.p99,
                 c.setup_ms.max,
                 c.achieved_rate,
+                c.offered_rate,
                 c.retransmissions
             );
             if c.hold_ms.count > 0 {
@@ -192,11 +212,13 @@ impl Report {
         if m.participants > 0 {
             let _ = writeln!(
                 s,
-                "rtp: {} expected, {} received, loss {:.4}% ({} participants with loss), jitter p50 {:.2} ms p99 {:.2} ms, longest gap p99 {:.1} ms max {:.1} ms",
+                "rtp: {} expected, {} received, loss {:.4}% ({} participants with loss), {:.2}% of {} frames due delivered, jitter p50 {:.2} ms p99 {:.2} ms, longest gap p99 {:.1} ms max {:.1} ms",
                 m.window.expected,
                 m.window.received,
                 m.loss_fraction * 100.0,
                 m.participants_with_loss,
+                m.delivered_fraction * 100.0,
+                m.frames_due,
                 m.jitter_ms.p50,
                 m.jitter_ms.p99,
                 m.max_gap_ms.p99,
@@ -226,6 +248,22 @@ impl Report {
                 "quality: {} talker(s), offset {:?} samples, continuity {:?}; files {} {} {}",
                 q.talkers, q.offset_samples, q.continuity, q.clean_wav, q.codec_wav, q.received_wav
             );
+        }
+        if let Some(f) = &self.server {
+            let _ = writeln!(
+                s,
+                "server: cpu {:.1}% of one core, rss {} KiB before, {} KiB at end (max {} KiB)",
+                f.cpu_percent, f.rss_before_kib, f.rss_end_kib, f.rss_max_kib
+            );
+            for (name, t) in [("tick", &f.tick), ("lateness", &f.lateness)] {
+                if let Some(t) = t {
+                    let _ = writeln!(
+                        s,
+                        "server {name} ({}): {:.0} observations, mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, over 20 ms {:?}",
+                        t.kind, t.count, t.mean_ms, t.p50_ms, t.p99_ms, t.max_ms, t.over_20ms
+                    );
+                }
+            }
         }
         let cpu = &self.loadgen_cpu;
         let _ = writeln!(

@@ -36,6 +36,7 @@ use crate::participant::{
     MarkerBoard, MediaSpec, ParticipantConfig, ParticipantMedia, ParticipantReport, Recording,
     Script, Seat, Voice, silence_payload,
 };
+use crate::probe::ServerProbe;
 use crate::quality::{Continuity, References, align, read_wav, write_wav};
 use crate::report::{CallFigures, CpuFigures, MediaFigures, QualityFigures, Report};
 use crate::signal::{Rng64, SpeechLike, TalkPattern, Tone};
@@ -119,6 +120,11 @@ pub struct Settings {
     /// Socket buffer size for RTP sockets (0: system default).
     pub rtp_buffer: usize,
     pub seed: u64,
+    /// The server's pid and `/metrics` address, to report its CPU, memory
+    /// and mixer timings over the window.
+    pub probe: Option<(u32, Option<SocketAddr>)>,
+    /// Keep every participant's report in the output.
+    pub per_participant: bool,
 }
 
 impl Settings {
@@ -135,7 +141,7 @@ impl Settings {
             codec: Codec::Pcmu,
             talk_fraction: 0.05,
             voice: VoiceKind::Speech,
-            settle: Duration::from_secs(3),
+            settle: Duration::from_secs(5),
             window: Duration::from_secs(10),
             marker_interval: Duration::from_secs(2),
             user: "loadgen".into(),
@@ -148,6 +154,8 @@ impl Settings {
             record_dir: PathBuf::from("."),
             rtp_buffer: 0,
             seed: 1,
+            probe: None,
+            per_participant: false,
         }
     }
 
@@ -324,7 +332,7 @@ fn worker_main(rx: &Receiver<WorkerCommand>, board: &MarkerBoard) -> Result<Work
                     {
                         let _ = epoll.remove(e.fd);
                         slots[idx % SLOTS as usize].retain(|&i| i != idx);
-                        e.media.end_window();
+                        e.media.end_window(sys::now());
                         finished.push(e.media.report());
                     }
                 }
@@ -336,13 +344,15 @@ fn worker_main(rx: &Receiver<WorkerCommand>, board: &MarkerBoard) -> Result<Work
                 }
                 Ok(WorkerCommand::EndWindow) => {
                     measuring = false;
+                    let t = sys::now();
                     for e in entries.iter_mut().flatten() {
-                        e.media.end_window();
+                        e.media.end_window(t);
                     }
                 }
                 Ok(WorkerCommand::Shutdown) | Err(TryRecvError::Disconnected) => {
+                    let t = sys::now();
                     for e in entries.iter_mut().flatten() {
-                        e.media.end_window();
+                        e.media.end_window(t);
                         finished.push(e.media.report());
                     }
                     return Ok(WorkerOutput {
@@ -587,6 +597,8 @@ struct Conference<'a> {
     calls: CallFigures,
     setup_ms: Vec<f64>,
     first_invite: Option<Instant>,
+    last_invite: Option<Instant>,
+    first_answer: Option<Instant>,
     last_answer: Option<Instant>,
     /// Participants placed so far (calls started or reflector streams).
     placed: usize,
@@ -674,6 +686,7 @@ impl<'a> Conference<'a> {
         sig.uac
             .start_call(now, call, number, offer.to_string().into_bytes());
         self.first_invite.get_or_insert(now);
+        self.last_invite = Some(now);
         self.calls.attempted += 1;
         self.pending.insert(
             call,
@@ -700,6 +713,7 @@ impl<'a> Conference<'a> {
                         continue;
                     };
                     self.setup_ms.push(setup.as_secs_f64() * 1e3);
+                    self.first_answer.get_or_insert(now);
                     self.last_answer = Some(now);
                     match negotiate(&p.offer, &sdp) {
                         Some(spec) => {
@@ -880,10 +894,15 @@ fn conference(settings: &Settings) -> Result<Report> {
         calls: CallFigures::default(),
         setup_ms: Vec::new(),
         first_invite: None,
+        last_invite: None,
+        first_answer: None,
         last_answer: None,
         placed: 0,
     };
 
+    let mut probe = settings
+        .probe
+        .map(|(pid, http)| ServerProbe::new(pid, http));
     // Join.
     let start = Instant::now();
     let join_limit = start
@@ -900,10 +919,25 @@ fn conference(settings: &Settings) -> Result<Report> {
     let wall0 = Instant::now();
     c.broadcast(|| WorkerCommand::StartWindow(window_start));
     c.board.start(window_start + 500 * MS);
-    c.drive(Instant::now() + settings.window, start, |_| false)?;
+    if let Some(p) = probe.as_mut() {
+        p.start();
+    }
+    let window_end = Instant::now() + settings.window;
+    loop {
+        // Snapshots every 5 s keep rolling summaries' maxima honest.
+        let next = (Instant::now() + Duration::from_secs(5)).min(window_end);
+        c.drive(next, start, |_| false)?;
+        if Instant::now() >= window_end {
+            break;
+        }
+        if let Some(p) = probe.as_mut() {
+            p.tick();
+        }
+    }
     c.broadcast(|| WorkerCommand::EndWindow);
     let cpu1 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
     let loadgen_cpu = cpu_figures(cpu0, cpu1, wall0.elapsed());
+    let server = probe.map(ServerProbe::finish);
     // Leave: at the join rate, but at least 200 calls per second.
     let leave_rate = settings.rate.max(200.0);
     let mut live: Vec<CallHandle> = c.live.keys().copied().collect();
@@ -935,12 +969,10 @@ fn conference(settings: &Settings) -> Result<Report> {
 
     let mut calls = c.calls.clone();
     calls.setup_ms = Distribution::of(&mut c.setup_ms);
-    if let (Some(a), Some(b)) = (c.first_invite, c.last_answer) {
-        let span = b.saturating_duration_since(a).as_secs_f64();
-        if span > 0.0 {
-            calls.achieved_rate = calls.answered as f64 / span;
-        }
-    }
+    (calls.achieved_rate, calls.offered_rate) = rates(
+        (c.first_answer, c.last_answer, calls.answered),
+        (c.first_invite, c.last_invite, calls.attempted),
+    );
     if let Some(sig) = &c.sig {
         calls.retransmissions = sig.uac.retransmissions;
         calls.stray_datagrams = sig.uac.strays;
@@ -969,6 +1001,12 @@ fn conference(settings: &Settings) -> Result<Report> {
         loadgen_cpu,
         sink_packets: 0,
         quality: quality_figures,
+        server,
+        per_participant: if settings.per_participant {
+            reports
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -1024,8 +1062,16 @@ fn call_rate(settings: &Settings) -> Result<Report> {
     let mut answered_at: HashMap<CallHandle, Instant> = HashMap::new();
     let mut failures: BTreeMap<String, usize> = BTreeMap::new();
     let mut first_invite = None;
+    let mut last_invite = None;
+    let mut first_answer = None;
     let mut last_answer = None;
     let mut setup_failures = 0usize;
+    let mut probe = settings
+        .probe
+        .map(|(pid, http)| ServerProbe::new(pid, http));
+    if let Some(p) = probe.as_mut() {
+        p.start();
+    }
     let cpu0 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
     let start = Instant::now();
     let mut placed = 0usize;
@@ -1049,6 +1095,7 @@ fn call_rate(settings: &Settings) -> Result<Report> {
             sig.uac
                 .start_call(now, CallHandle(placed as u32), &number, body.clone());
             first_invite.get_or_insert(now);
+            last_invite = Some(now);
             calls.attempted += 1;
             placed += 1;
         }
@@ -1074,6 +1121,7 @@ fn call_rate(settings: &Settings) -> Result<Report> {
                     calls.answered += 1;
                     setup_ms.push(setup.as_secs_f64() * 1e3);
                     answered_at.insert(call, now);
+                    first_answer.get_or_insert(now);
                     last_answer = Some(now);
                 }
                 CallEvent::Failed { failure, .. } => {
@@ -1107,6 +1155,7 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         sig.pump(wake)?;
     }
     let cpu1 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
+    let server = probe.map(ServerProbe::finish);
     calls.failures = failures;
     calls.setup_ms = Distribution::of(&mut setup_ms);
     calls.hold_ms = Distribution::of(&mut hold_ms);
@@ -1120,12 +1169,10 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         calls.failed += unresolved;
         calls.failures.insert("unresolved".into(), unresolved);
     }
-    if let (Some(a), Some(b)) = (first_invite, last_answer) {
-        let span = b.saturating_duration_since(a).as_secs_f64();
-        if span > 0.0 {
-            calls.achieved_rate = calls.answered as f64 / span;
-        }
-    }
+    (calls.achieved_rate, calls.offered_rate) = rates(
+        (first_answer, last_answer, calls.answered),
+        (first_invite, last_invite, calls.attempted),
+    );
     Ok(Report {
         mode: settings.mode.name().into(),
         target: format!("{} ({number})", settings.server),
@@ -1139,7 +1186,29 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         loadgen_cpu: cpu_figures(cpu0, cpu1, start.elapsed()),
         sink_packets: sig.sink_packets,
         quality: None,
+        server,
+        per_participant: Vec::new(),
     })
+}
+
+/// Events per second over (first, last, count) spans: `count − 1`
+/// intervals between the first and the last event (0 with fewer than two).
+fn rates(
+    answers: (Option<Instant>, Option<Instant>, usize),
+    invites: (Option<Instant>, Option<Instant>, usize),
+) -> (f64, f64) {
+    let rate = |(a, b, n): (Option<Instant>, Option<Instant>, usize)| match (a, b) {
+        (Some(a), Some(b)) if n > 1 => {
+            let span = b.saturating_duration_since(a).as_secs_f64();
+            if span > 0.0 {
+                (n - 1) as f64 / span
+            } else {
+                0.0
+            }
+        }
+        _ => 0.0,
+    };
+    (rate(answers), rate(invites))
 }
 
 /// Parses `800,801,8000-8003` into the numbers it names. Ranges keep the
@@ -1242,6 +1311,8 @@ mod tests {
             calls: CallFigures::default(),
             setup_ms: Vec::new(),
             first_invite: None,
+            last_invite: None,
+            first_answer: None,
             last_answer: None,
             placed: 0,
         };

@@ -215,8 +215,7 @@ fn mixer_loop(sock: &UdpSocket, stop: &AtomicBool) {
             }
         }
         let mut out = [0u8; 200];
-        for i in 0..sources.len() {
-            let (addr, s) = &sources[i];
+        for (i, (addr, s)) in sources.iter_mut().enumerate() {
             let mut pcm = [0i16; 160];
             for k in 0..160 {
                 let own = if s.fresh { i32::from(s.frame[k]) } else { 0 };
@@ -232,8 +231,7 @@ fn mixer_loop(sock: &UdpSocket, stop: &AtomicBool) {
                 ..RtpHeader::default()
             };
             let n = write_rtp(&mut out, &h, None, &payload).expect("fits");
-            let _ = sock.send_to(&out[..n], addr);
-            let s = &mut sources[i].1;
+            let _ = sock.send_to(&out[..n], *addr);
             s.seq = s.seq.wrapping_add(1);
             s.ts = s.ts.wrapping_add(160);
         }

@@ -108,6 +108,17 @@ struct Args {
     rtp_buffer: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The server's pid, to report its CPU and memory over the window
+    /// (taken from --ready-file when given there).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The server's HTTP address, for mixer timings from /metrics (taken
+    /// from --ready-file when given there).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Include every participant's figures in the JSON report.
+    #[arg(long)]
+    per_participant: bool,
     /// Write the report here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -118,24 +129,41 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("--{what} must be a non-negative number of seconds"))
 }
 
-fn server_from_ready_file(path: &PathBuf) -> anyhow::Result<SocketAddr> {
+/// The SIP address, pid and HTTP address from a `palaver serve
+/// --ready-file` file.
+fn read_ready_file(
+    path: &PathBuf,
+) -> anyhow::Result<(SocketAddr, Option<u32>, Option<SocketAddr>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).context("the ready file is not JSON")?;
     let addr = v
         .get("sip_udp")
         .and_then(|a| a.as_str())
-        .context("the ready file has no sip_udp")?;
-    addr.parse().context("sip_udp is not an address")
+        .context("the ready file has no sip_udp")?
+        .parse()
+        .context("sip_udp is not an address")?;
+    let pid = v
+        .get("pid")
+        .and_then(|p| p.as_u64())
+        .and_then(|p| u32::try_from(p).ok());
+    let http = v
+        .get("http")
+        .and_then(|h| h.as_str())
+        .and_then(|h| h.parse().ok());
+    Ok((addr, pid, http))
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let server = match &a.ready_file {
-        Some(p) => server_from_ready_file(p)?,
-        None => a.server,
+    let (server, ready_pid, ready_http) = match &a.ready_file {
+        Some(p) => read_ready_file(p)?,
+        None => (a.server, None, None),
     };
     let mut s = Settings::new(server);
+    let pid = a.server_pid.or(ready_pid);
+    let http = a.metrics.or(ready_http);
+    s.probe = pid.map(|p| (p, http));
     s.mode = match a.mode {
         ModeArg::Conference => Mode::Conference,
         ModeArg::JoinRate => Mode::JoinRate,
@@ -180,6 +208,7 @@ fn main() -> anyhow::Result<()> {
     s.record_dir = a.record_dir;
     s.rtp_buffer = a.rtp_buffer;
     s.seed = a.seed;
+    s.per_participant = a.per_participant;
     if let Some(first) = a.reflector {
         let ports = (0..s.participants)
             .map(|i| {
