@@ -5,8 +5,9 @@
 #                                  through 10, 100, 250, 500, 1000 participants
 #                                  (1000 for 5 minutes), then 2000 in 400 rooms
 #                                  of 5; the UDP reflector floor; join and call
-#                                  rates; PESQ; writes the "Whole system"
-#                                  section of docs/benchmarks.md
+#                                  rates; PESQ; the SIPp ramp (bench/sipp-ramp.sh);
+#                                  writes the "Whole system" section of
+#                                  docs/benchmarks.md
 #   bench/conference.sh --quick    smoke run: short steps, small sizes, the
 #                                  table goes to the work directory only
 #
@@ -22,7 +23,7 @@
 #   --nice N                run server, loadgen and reflector at nice N (needs
 #                           root for N < 0) [off]
 #   --rtp-ports LOW-HIGH    server RTP range [20000-29999]
-#   --skip-reflector --skip-rates --skip-pesq --skip-multi
+#   --skip-reflector --skip-rates --skip-pesq --skip-multi --skip-sipp
 #   --no-build              use the binaries in target/release
 #   --write / --no-write    update docs/benchmarks.md [write unless --quick]
 #   --keep                  keep the work directory (JSON, logs, WAVs)
@@ -38,7 +39,7 @@ cd "$ROOT"
 
 QUICK=0 STEPS="10 100 250 500 1000" STEP_S=60 BIG_S=300 MULTI=400x5 MULTI_S=120
 JOIN_RATE=200 THREADS=2 NICE="" RTP_PORTS=20000-29999 BUILD=1 WRITE="" KEEP=0
-SKIP_REFL=0 SKIP_RATES=0 SKIP_PESQ=0 SKIP_MULTI=0
+SKIP_REFL=0 SKIP_RATES=0 SKIP_PESQ=0 SKIP_MULTI=0 SKIP_SIPP=0
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,11 +57,12 @@ while [ $# -gt 0 ]; do
     --skip-rates) SKIP_RATES=1 ;;
     --skip-pesq) SKIP_PESQ=1 ;;
     --skip-multi) SKIP_MULTI=1 ;;
+    --skip-sipp) SKIP_SIPP=1 ;;
     --no-build) BUILD=0 ;;
     --write) WRITE=1 ;;
     --no-write) WRITE=0 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -243,10 +245,18 @@ if [ "$SKIP_PESQ" = 0 ]; then
   done
 fi
 
+if [ "$SKIP_SIPP" = 0 ]; then
+  log "external confirmation with SIPp (bench/sipp-ramp.sh against the same server)"
+  sipp_args=(--no-build --ready "$W/ready.json" --room 7000 --out "$R")
+  [ "$QUICK" = 1 ] && sipp_args+=(--quick)
+  [ "$SKIP_RATES" = 1 ] && sipp_args+=(--skip-call-rate)
+  "$ROOT/bench/sipp-ramp.sh" "${sipp_args[@]}" >&2 || echo "SIPp ramp failed" >&2
+fi
+
 TABLE=$W/whole-system.md
 python3 crates/loadgen/scripts/bench_table.py "$R" >"$TABLE"
 cat "$TABLE"
-cp -r "$R" "$ROOT/target/bench-results" 2>/dev/null || true
+rm -rf "$ROOT/target/bench-results" && cp -r "$R" "$ROOT/target/bench-results" 2>/dev/null || true
 
 if [ "$WRITE" = 1 ]; then
   DOC=$ROOT/docs/benchmarks.md
