@@ -47,8 +47,7 @@ const RH2: [i32; 4] = [2, 1, 2, 1];
 
 #[inline(always)]
 fn sat(v: i32) -> i32 {
-    // max/min rather than clamp: no min <= max assertion in the hot loop.
-    v.max(-32768).min(32767)
+    v.clamp(-32768, 32767)
 }
 
 /// The QMF's 24-sample history as a mirrored ring: every sample is stored
@@ -105,12 +104,9 @@ struct Band {
     sz: i32,
     r: [i32; 3],
     a: [i32; 3],
-    ap: [i32; 3],
     p: [i32; 3],
     d: [i32; 7],
     b: [i32; 7],
-    bp: [i32; 7],
-    sg: [i32; 7],
     nb: i32,
     det: i32,
 }
@@ -139,14 +135,14 @@ impl Band {
         let wd1 = sat(a1 << 2);
         let wd2 = if sg0 == sg1 { -wd1 } else { wd1 }.min(32767);
         let wd3 = (wd2 >> 7) + if sg0 == sg2 { 128 } else { -128 } + ((a2 * 32512) >> 15);
-        let ap2 = wd3.max(-12288).min(12288);
+        let ap2 = wd3.clamp(-12288, 12288);
 
         // UPPOL1
         let wd1 = if sg0 == sg1 { 192 } else { -192 };
         let ap1 = sat(wd1 + ((a1 * 32640) >> 15));
         let lim = sat(15360 - ap2);
-        // lim >= 3072 because ap2 <= 12288.
-        let ap1 = ap1.max(-lim).min(lim);
+        // lim >= 3072 because ap2 <= 12288, so the bounds are ordered.
+        let ap1 = ap1.clamp(-lim, lim);
 
         // UPZERO, in place: b[i] uses only the old b[i] and d[i].
         let step = if d == 0 { 0 } else { 128 };
@@ -184,7 +180,7 @@ impl Band {
     /// Blocks 3L/3H: log scale factor adaptation and scale factor.
     fn scale(&mut self, w: i32, nb_max: i32, shift_base: i32) {
         let nb = ((self.nb * 127) >> 7) + w;
-        self.nb = nb.max(0).min(nb_max);
+        self.nb = nb.clamp(0, nb_max);
         let wd1 = ((self.nb >> 6) & 31) as usize;
         let wd2 = shift_base - (self.nb >> 11);
         let wd3 = if wd2 < 0 {
@@ -306,7 +302,7 @@ impl G722Decoder {
 
             // 5L INVQBL, RECONS, 6L LIMIT
             let wd2 = (self.low.det * QM6[ilow]) >> 15;
-            let rlow = (self.low.s + wd2).max(-16384).min(16383);
+            let rlow = (self.low.s + wd2).clamp(-16384, 16383);
             // 2L INVQAL
             let ril = ilow >> 2;
             let dlow = (self.low.det * QM4[ril]) >> 15;
@@ -315,7 +311,7 @@ impl G722Decoder {
 
             // 2H INVQAH, 5H RECONS, 6H LIMIT
             let dhigh = (self.high.det * QM2[ihigh]) >> 15;
-            let rhigh = (dhigh + self.high.s).max(-16384).min(16383);
+            let rhigh = (dhigh + self.high.s).clamp(-16384, 16383);
             self.high.scale(WH[RH2[ihigh] as usize], 22528, 10);
             self.high.block4(dhigh);
 
