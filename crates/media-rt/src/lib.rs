@@ -326,6 +326,30 @@ impl Drop for MediaEngine {
     }
 }
 
+/// 64 random bits from the standard library's per-process hash keys (no
+/// extra dependency; good enough for SSRCs and initial sequence numbers).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Current wall-clock time as a 64-bit NTP timestamp.
+fn ntp_now() -> u64 {
+    // Seconds from 1900 (NTP epoch) to 1970 (Unix epoch).
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    ((d.as_secs() + NTP_UNIX_OFFSET) << 32) | frac
+}
+
 /// Thread-safe entry point for the control plane.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -343,9 +367,13 @@ impl EngineHandle {
     /// returned receiver.
     pub fn create_room(
         &self,
-        settings: RoomSettings,
+        mut settings: RoomSettings,
     ) -> Result<(RoomHandle, tokio::sync::mpsc::Receiver<RoomEvent>)> {
         let shared = &self.shared;
+        // Unpredictable SSRCs and sequence numbers per room, and sender
+        // reports stamped with wall-clock NTP time.
+        settings.media.seed ^= random_u64();
+        settings.media.ntp_at_start = ntp_now();
         let worker = (0..shared.workers.len())
             .min_by_key(|&i| {
                 shared.participants[i].load(Ordering::Relaxed) * 4
@@ -562,6 +590,14 @@ impl RoomHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_differ_and_ntp_is_wall_clock() {
+        assert_ne!(random_u64(), random_u64());
+        let secs = ntp_now() >> 32;
+        // After 2026-01-01 in NTP seconds.
+        assert!(secs > 3_976_214_400, "{secs}");
+    }
 
     #[test]
     fn port_range_parsing() {
