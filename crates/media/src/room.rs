@@ -529,6 +529,12 @@ pub struct MediaRoom {
     next_tick: Instant,
     next_stats: Option<Instant>,
     tx_cursor: usize,
+    /// Whether the last tick left datagrams to hand out. Packets are only
+    /// produced by ticks, so after the queue was drained every
+    /// `poll_transmit` following a `handle_rtp` returns at once instead of
+    /// scanning every participant (which would make a busy room's packet
+    /// handling quadratic).
+    tx_pending: bool,
     rng: u64,
 }
 
@@ -575,6 +581,7 @@ impl MediaRoom {
             next_tick: now + TICK,
             next_stats,
             tx_cursor: 0,
+            tx_pending: false,
             rng: cfg.seed ^ 0x9E37_79B9_7F4A_7C15,
             start: now,
             cfg,
@@ -1249,6 +1256,7 @@ impl MediaRoom {
                 self.emit_stats(i);
             }
         }
+        self.tx_pending = true;
     }
 
     /// Fills `out` with the participant's next 20 ms at the room rate.
@@ -1604,6 +1612,9 @@ impl MediaRoom {
     /// Writes the next datagram to send into `buf` (at least
     /// [`MAX_DATAGRAM`] bytes). Call until `None` after every `handle_*`.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        if !self.tx_pending {
+            return None;
+        }
         while self.tx_cursor < self.participants.len() {
             let p = &mut self.participants[self.tx_cursor];
             if p.rtcp_len > 0 {
@@ -1710,6 +1721,7 @@ impl MediaRoom {
             }
         }
         self.tx_cursor = 0;
+        self.tx_pending = false;
         None
     }
 }
