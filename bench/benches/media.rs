@@ -15,14 +15,24 @@ use palaver_media::jitter::{JitterBuffer, JitterConfig};
 use palaver_media::mixer::{Mixer, SlotFlags};
 
 fn tone(rate: u32, n: usize) -> Vec<i16> {
-    (0..n).map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / f64::from(rate)).sin()) as i16).collect()
+    (0..n)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / f64::from(rate)).sin())
+                as i16
+        })
+        .collect()
 }
 
 fn room_tick(c: &mut Criterion) {
     let mut g = c.benchmark_group("room_tick");
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(4));
-    for (codec, rate) in [(Codec::Pcmu, 8000), (Codec::Opus, 48000), (Codec::Opus, 16000), (Codec::G722, 16000)] {
+    for (codec, rate) in [
+        (Codec::Pcmu, 8000),
+        (Codec::Opus, 48000),
+        (Codec::Opus, 16000),
+        (Codec::G722, 16000),
+    ] {
         for n in [10usize, 100, 1000] {
             let mut room = BenchRoom::with_rate(codec, n, rate);
             // Throughput in participants: criterion then reports time per
@@ -38,7 +48,10 @@ fn room_tick(c: &mut Criterion) {
 /// CPU time of the calling thread: on a shared 2-core machine this is the
 /// cost of a tick on one core, without the time other processes held it.
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own; the clock id
     // is a constant the kernel supports.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
@@ -49,7 +62,12 @@ fn room_tick_cpu(c: &mut Criterion) {
     let mut g = c.benchmark_group("room_tick_cpu");
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(6));
-    for (codec, rate) in [(Codec::Pcmu, 8000), (Codec::Opus, 48000), (Codec::Opus, 16000), (Codec::G722, 16000)] {
+    for (codec, rate) in [
+        (Codec::Pcmu, 8000),
+        (Codec::Opus, 48000),
+        (Codec::Opus, 16000),
+        (Codec::G722, 16000),
+    ] {
         let n = 1000;
         let mut room = BenchRoom::with_rate(codec, n, rate);
         g.throughput(Throughput::Elements(n as u64));
@@ -86,8 +104,13 @@ fn jitter_buffer(c: &mut Criterion) {
 
 fn codecs(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec_20ms");
-    for (codec, rate) in [(Codec::Pcmu, 8000), (Codec::Pcma, 8000), (Codec::G722, 16000), (Codec::Opus, 48000), (Codec::Opus, 16000)]
-    {
+    for (codec, rate) in [
+        (Codec::Pcmu, 8000),
+        (Codec::Pcma, 8000),
+        (Codec::G722, 16000),
+        (Codec::Opus, 48000),
+        (Codec::Opus, 16000),
+    ] {
         let n = rate as usize / 50;
         let pcm = tone(rate, n);
         let mut enc = AudioEncoder::new(codec, rate).unwrap();
@@ -95,19 +118,29 @@ fn codecs(c: &mut Criterion) {
         let mut buf = vec![0u8; 1500];
         let mut out = vec![0i16; n];
         let label = format!("{}@{}k", codec.name(), rate / 1000);
-        g.bench_function(BenchmarkId::new("encode", &label), |b| b.iter(|| black_box(enc.encode(black_box(&pcm), &mut buf).unwrap())));
+        g.bench_function(BenchmarkId::new("encode", &label), |b| {
+            b.iter(|| black_box(enc.encode(black_box(&pcm), &mut buf).unwrap()))
+        });
         let len = enc.encode(&pcm, &mut buf).unwrap();
         let pkt = buf[..len].to_vec();
-        g.bench_function(BenchmarkId::new("decode", &label), |b| b.iter(|| black_box(dec.decode(black_box(&pkt), &mut out).unwrap())));
+        g.bench_function(BenchmarkId::new("decode", &label), |b| {
+            b.iter(|| black_box(dec.decode(black_box(&pkt), &mut out).unwrap()))
+        });
     }
-    for (from, to) in [(8000u32, 16000u32), (16000, 8000), (8000, 48000), (48000, 8000)] {
+    for (from, to) in [
+        (8000u32, 16000u32),
+        (16000, 8000),
+        (8000, 48000),
+        (48000, 8000),
+    ] {
         let n = from as usize / 50;
         let pcm = tone(from, n);
         let mut r = ChunkResampler::new(from, to, n).unwrap();
         let mut out = vec![0i16; r.out_frames()];
-        g.bench_function(BenchmarkId::new("resample", format!("{}k->{}k", from / 1000, to / 1000)), |b| {
-            b.iter(|| r.process(black_box(&pcm), &mut out).unwrap())
-        });
+        g.bench_function(
+            BenchmarkId::new("resample", format!("{}k->{}k", from / 1000, to / 1000)),
+            |b| b.iter(|| r.process(black_box(&pcm), &mut out).unwrap()),
+        );
     }
     g.finish();
 }
@@ -119,7 +152,13 @@ fn mixer_only(c: &mut Criterion) {
         let pcm = tone(8000, 160);
         for i in 0..n {
             let s = m.add_slot();
-            m.set_flags(s, SlotFlags { speak: true, hear: true });
+            m.set_flags(
+                s,
+                SlotFlags {
+                    speak: true,
+                    hear: true,
+                },
+            );
             if i < n / 20 + 1 {
                 m.input_mut(s).copy_from_slice(&pcm);
             }
@@ -130,5 +169,12 @@ fn mixer_only(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, room_tick, room_tick_cpu, jitter_buffer, codecs, mixer_only);
+criterion_group!(
+    benches,
+    room_tick,
+    room_tick_cpu,
+    jitter_buffer,
+    codecs,
+    mixer_only
+);
 criterion_main!(benches);

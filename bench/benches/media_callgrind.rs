@@ -32,8 +32,16 @@ fn main() {
         Codec::G722 => 16000,
         _ => 8000,
     };
-    let rate = args.iter().find_map(|a| a.parse::<u32>().ok()).unwrap_or(natural);
+    let rate = args
+        .iter()
+        .find_map(|a| a.parse::<u32>().ok())
+        .unwrap_or(natural);
     let mut room = BenchRoom::with_rate(codec, 1000, rate);
     measured_ticks(&mut room, 10);
-    println!("{} ticks of a 1000-participant {} room, {} packets sent", 10, codec.name(), room.sent);
+    println!(
+        "{} ticks of a 1000-participant {} room, {} packets sent",
+        10,
+        codec.name(),
+        room.sent
+    );
 }

@@ -52,7 +52,9 @@ fn frames_for(codec: Codec, talker: bool, seed: usize) -> Vec<Vec<u8>> {
                     }
                     let t = (f * n + i) as f64 / f64::from(rate);
                     // A voiced-ish signal: tone with slow amplitude wobble.
-                    (7000.0 * (1.0 + 0.3 * (6.0 * t).sin()) * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+                    (7000.0
+                        * (1.0 + 0.3 * (6.0 * t).sin())
+                        * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
                 })
                 .collect();
             let mut buf = vec![0u8; 1500];
@@ -78,7 +80,11 @@ impl BenchRoom {
     /// Same, mixing at `rate`.
     pub fn with_rate(codec: Codec, n: usize, rate: u32) -> Self {
         let t0 = Instant::now();
-        let cfg = RoomConfig { sample_rate: rate, max_talkers: 4, ..Default::default() };
+        let cfg = RoomConfig {
+            sample_rate: rate,
+            max_talkers: 4,
+            ..Default::default()
+        };
         let mut room = MediaRoom::new(t0, cfg).expect("room");
         let talkers = (n / 20).max(1);
         let silent_frames = frames_for(codec, false, 0);
@@ -90,19 +96,32 @@ impl BenchRoom {
             let mut spec = ParticipantSpec::new(codec, Some(from));
             spec.audio_level_ext_id = Some(LEVEL_EXT);
             let pt = spec.payload_type;
-            room.handle_command(t0, RoomCommand::AddParticipant { id, spec }).expect("add");
+            room.handle_command(t0, RoomCommand::AddParticipant { id, spec })
+                .expect("add");
             legs.push(Leg {
                 id,
                 from,
                 pt,
                 clock_step: codec.rtp_clock_rate() / 50,
-                frames: if talker { frames_for(codec, true, i) } else { silent_frames.clone() },
+                frames: if talker {
+                    frames_for(codec, true, i)
+                } else {
+                    silent_frames.clone()
+                },
                 level: if talker { 20 } else { 127 },
                 seq: i as u16,
                 ts: (i as u32).wrapping_mul(7919),
             });
         }
-        let mut b = Self { room, legs, t0, k: 0, pkt: vec![0; 1500], out: vec![0; 1500], sent: 0 };
+        let mut b = Self {
+            room,
+            legs,
+            t0,
+            k: 0,
+            pkt: vec![0; 1500],
+            out: vec![0; 1500],
+            sent: 0,
+        };
         // Fill the jitter buffers and settle talk detection.
         for _ in 0..100 {
             b.step();
@@ -122,13 +141,20 @@ impl BenchRoom {
         let frame = self.k as usize;
         self.k += 1;
         for l in &mut self.legs {
-            let h = RtpHeader { payload_type: l.pt, sequence: l.seq, timestamp: l.ts, ssrc: l.id.0, ..Default::default() };
+            let h = RtpHeader {
+                payload_type: l.pt,
+                sequence: l.seq,
+                timestamp: l.ts,
+                ssrc: l.id.0,
+                ..Default::default()
+            };
             l.seq = l.seq.wrapping_add(1);
             l.ts = l.ts.wrapping_add(l.clock_step);
             let (profile, ext) = audio_level_extension(LEVEL_EXT, l.level < 127, l.level);
             let payload = &l.frames[frame % l.frames.len()];
             let n = write_rtp(&mut self.pkt, &h, Some((profile, &ext)), payload).expect("rtp");
-            self.room.handle_rtp(now + Duration::from_millis(2), l.id, &self.pkt[..n], l.from);
+            self.room
+                .handle_rtp(now + Duration::from_millis(2), l.id, &self.pkt[..n], l.from);
         }
         self.room.handle_tick(now + Duration::from_millis(20));
         while self.room.poll_transmit(&mut self.out).is_some() {
