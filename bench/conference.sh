@@ -186,11 +186,12 @@ if [ "$SKIP_REFL" = 0 ]; then
     [ "$n" -ge 1000 ] && [ "$BIG_S" -lt "$secs" ] && secs=$BIG_S
     log "reflector floor: $n sockets, ${secs}s window"
     rm -f "$W/refl.json"
-    env ${NICE:+nice -n "$NICE"} "$BIN/reflector" --listen 127.0.0.1:30000 --count "$n" --threads 2 \
+    # Free ports of the system's choosing: no clash with anyone's range.
+    env ${NICE:+nice -n "$NICE"} "$BIN/reflector" --listen 127.0.0.1:0 --count "$n" --threads 2 \
       --ready-file "$W/refl.json" >"$W/reflector.log" 2>&1 &
     REFL_PID=$!
     for _ in $(seq 1 100); do [ -s "$W/refl.json" ] && break; sleep 0.1; done
-    run_nice "$BIN/loadgen" --reflector 127.0.0.1:30000 --participants "$n" --rate 1000 --settle 2 \
+    run_nice "$BIN/loadgen" --reflector-ready "$W/refl.json" --participants "$n" --rate 1000 --settle 2 \
       --duration "$secs" --threads "$THREADS" --server-pid "$REFL_PID" \
       --json "$R/reflector-$n.json" >&2 || echo "reflector run failed" >&2
     kill "$REFL_PID" 2>/dev/null || true

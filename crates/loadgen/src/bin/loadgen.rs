@@ -103,6 +103,10 @@ struct Args {
     /// of calling a server.
     #[arg(long)]
     reflector: Option<SocketAddr>,
+    /// Send RTP to the reflector described by its --ready-file (its ports,
+    /// one per participant; its pid is probed like a server's).
+    #[arg(long, conflicts_with = "reflector")]
+    reflector_ready: Option<PathBuf>,
     /// RTP socket buffer size in bytes (0: system default).
     #[arg(long, default_value_t = 0)]
     rtp_buffer: usize,
@@ -209,6 +213,31 @@ fn main() -> anyhow::Result<()> {
     s.rtp_buffer = a.rtp_buffer;
     s.seed = a.seed;
     s.per_participant = a.per_participant;
+    if let Some(path) = &a.reflector_ready {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).context("reflector ready file")?;
+        let ip: std::net::IpAddr = v
+            .get("ip")
+            .and_then(|i| i.as_str())
+            .unwrap_or("127.0.0.1")
+            .parse()
+            .context("reflector ip")?;
+        let ports: Vec<SocketAddr> = v
+            .get("ports")
+            .and_then(|p| p.as_array())
+            .context("reflector ready file without ports")?
+            .iter()
+            .filter_map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok()))
+            .map(|p| SocketAddr::new(ip, p))
+            .collect();
+        if s.probe.is_none()
+            && let Some(pid) = v.get("pid").and_then(|p| p.as_u64())
+        {
+            s.probe = u32::try_from(pid).ok().map(|p| (p, None));
+        }
+        s.reflector = Some(ports);
+    }
     if let Some(first) = a.reflector {
         let ports = (0..s.participants)
             .map(|i| {

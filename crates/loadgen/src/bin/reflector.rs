@@ -14,8 +14,10 @@ use palaver_loadgen::sys::{self, Destination, Epoll, RecvBatch, SendBatch};
 #[derive(Parser, Debug)]
 #[command(about = "UDP reflector: echoes every datagram back to its sender")]
 struct Args {
-    /// First address to bind; the next ports follow.
-    #[arg(long, default_value = "127.0.0.1:20000")]
+    /// First address to bind; the next ports follow. Port 0: every
+    /// socket takes a free port of the system's choosing (the ready file
+    /// lists them), which cannot collide with anyone else's range.
+    #[arg(long, default_value = "127.0.0.1:0")]
     listen: std::net::SocketAddr,
     /// Number of sockets.
     #[arg(long, default_value_t = 1000)]
@@ -23,7 +25,8 @@ struct Args {
     /// Worker threads (sockets are shared out round-robin).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Written (atomically) once every socket is bound: `{"first_port":…,"count":…,"pid":…}`.
+    /// Written (atomically) once every socket is bound:
+    /// `{"ip":…,"ports":[…],"pid":…}` (for `loadgen --reflector-ready`).
     #[arg(long)]
     ready_file: Option<std::path::PathBuf>,
 }
@@ -36,21 +39,27 @@ fn main() -> anyhow::Result<()> {
     let _ = sys::raise_open_files_limit();
     let threads = args.threads.clamp(1, 64);
     let mut groups: Vec<Vec<std::net::UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut ports = Vec::with_capacity(args.count);
     for i in 0..args.count {
-        let port = u16::try_from(usize::from(args.listen.port()) + i)
-            .context("port range ends past 65535")?;
+        let port = if args.listen.port() == 0 {
+            0
+        } else {
+            u16::try_from(usize::from(args.listen.port()) + i)
+                .context("port range ends past 65535")?
+        };
         let addr = std::net::SocketAddr::new(args.listen.ip(), port);
         let s = sys::udp_socket(addr, 0).with_context(|| format!("binding {addr}"))?;
+        ports.push(s.local_addr()?.port());
         groups[i % threads].push(s);
     }
     if let Some(path) = &args.ready_file {
         let tmp = path.with_extension("tmp");
-        let body = format!(
-            "{{\"first_port\":{},\"count\":{},\"pid\":{}}}",
-            args.listen.port(),
-            args.count,
-            std::process::id()
-        );
+        let body = serde_json::json!({
+            "ip": args.listen.ip().to_string(),
+            "ports": ports,
+            "pid": std::process::id(),
+        })
+        .to_string();
         std::fs::write(&tmp, body).context("writing the ready file")?;
         std::fs::rename(&tmp, path).context("writing the ready file")?;
     }
