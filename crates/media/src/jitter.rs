@@ -6,20 +6,38 @@
 //! returns: a frame, a missing frame to conceal, or nothing yet) and
 //! [`JitterStats`] (what it did).
 //!
+//! Time. `push` takes the packet's *arrival* time (the runtime passes the
+//! kernel's receive timestamp, not the moment its thread got round to
+//! reading the socket) and `pop` the *nominal* time of the tick that wants
+//! the frame. The decision depends only on those two clocks, so a worker
+//! that is descheduled for a while and then catches up sees exactly what
+//! it would have seen on time.
+//!
 //! How it decides. Every arrival gives a *transit* (arrival time minus
 //! media timestamp, in RTP clock units). The smallest transit in a sliding
-//! window (about 5 s) is the best-case path delay; the spread above it is
-//! the jitter. A frame's *slack* when we want to play it is how long ago it
-//! would have arrived on the best-case path. The buffer keeps slack within
-//! `[target, target + frame)`, where `target` is the jitter spread plus a
-//! small margin, clamped to `[min_delay, max_delay]` (20–120 ms by
-//! default). Below `target − frame/2` it stalls one frame (concealment
-//! without consuming: the delay grows); when slack has stayed above
-//! `target + frame` for half a second it drops one frame (the delay
-//! shrinks). On a clean network slack never leaves its band, so once
-//! settled nothing is inserted or dropped and the delay stays at the floor.
-//! A talk-spurt restart after silence suppression is the same stall rule:
-//! playout re-buffers to `target` before resuming.
+//! window (about 5 s) is the best-case path delay; the excess above it is
+//! the jitter. The target is the jitter spread plus a small margin,
+//! clamped to `[min_delay, max_delay]` (20–120 ms by default), where the
+//! spread is the smaller of two robust figures: the excess that all but
+//! the worst 2 % of packets stayed under, and the excess that all but the
+//! two worst *delay events* stayed under. A delay event is a run of
+//! packets late by more than half the floor; a burst of packets released
+//! together by one stall is one event, so a single hiccup never moves the
+//! target, while repeated ones (three in the window) or a sustained shift
+//! (one event spread over 100 ms of arrivals) do, at once.
+//!
+//! A frame's *slack* when we want to play it is how long ago it would have
+//! arrived on the best-case path. The buffer keeps slack within
+//! `[target − frame/2, target + frame)`. Below the band it stalls one frame
+//! (concealment without consuming: the delay grows). Above it for 2 s
+//! without a break, it drops one frame (the delay shrinks) — preferably a
+//! quiet one: the room says after each frame whether the talker was quiet
+//! ([`JitterBuffer::set_quiet`]) and an RFC 6464 level can say so too; a
+//! loud frame is dropped only after another 3 s without a quiet one. On a
+//! clean network slack never leaves its band, so once settled nothing is
+//! inserted or dropped and the delay stays at the floor. A talk-spurt
+//! restart after silence suppression is the same stall rule: playout
+//! re-buffers to `target` before resuming.
 //!
 //! Not here: sequence-number extension (the caller passes extended numbers
 //! from [`crate::rtp::ReceiveStats`]), decoding and concealment.
@@ -120,6 +138,41 @@ struct Slot {
 const EMPTY: u64 = u64::MAX;
 const NO_LEVEL: u8 = 0xFF;
 const WINDOW: usize = 256;
+/// Delay events remembered (older ones fall out with the window anyway).
+const EVENTS: usize = 16;
+/// Events (weighted) that must lie above a delay before the target covers
+/// it: one or two hiccups in the window are concealed, not buffered for.
+const EVENTS_TO_GROW: u32 = 3;
+/// An event whose packets arrived over at least this long is a sustained
+/// shift, not a burst: it counts as [`EVENTS_TO_GROW`] on its own.
+const SUSTAINED: Duration = Duration::from_millis(100);
+/// Slack must stay above its band this long before a frame is dropped.
+const SHRINK_AFTER: Duration = Duration::from_secs(2);
+/// Once a drop is due, how long to wait for a quiet frame before dropping
+/// a loud one.
+const QUIET_WAIT: Duration = Duration::from_secs(3);
+/// RFC 6464 level (−dBov) at or below which a frame counts as quiet.
+const QUIET_LEVEL: u8 = 50;
+
+/// A run of packets late by more than the event threshold.
+#[derive(Debug, Clone, Copy, Default)]
+struct DelayEvent {
+    /// Largest transit in the run (absolute, so a later, lower base still
+    /// measures it right).
+    peak: i64,
+    /// How many events it counts for.
+    weight: u32,
+    /// Transit counter after its last packet (ages it out with the window).
+    last: u64,
+}
+
+/// The event being accumulated.
+#[derive(Debug, Clone, Copy)]
+struct OpenEvent {
+    peak: i64,
+    first_arrival: i64,
+    last_arrival: i64,
+}
 
 /// The adaptive playout buffer. See the module docs for the algorithm.
 #[derive(Debug)]
@@ -140,9 +193,18 @@ pub struct JitterBuffer {
     n_transits: usize,
     t_pos: usize,
     since_recompute: usize,
+    /// Transits recorded since the last reset.
+    counter: u64,
+    events: [DelayEvent; EVENTS],
+    e_pos: usize,
+    open_event: Option<OpenEvent>,
     base: i64,
     target: i64,
-    calm_pops: u32,
+    /// When slack first rose above its band (and has stayed there since).
+    high_since: Option<i64>,
+    /// The room's word on the last frame played: quiet or not (None: the
+    /// caller does not say).
+    quiet: Option<bool>,
     stats: JitterStats,
 }
 
@@ -175,9 +237,14 @@ impl JitterBuffer {
             n_transits: 0,
             t_pos: 0,
             since_recompute: 0,
+            counter: 0,
+            events: [DelayEvent::default(); EVENTS],
+            e_pos: 0,
+            open_event: None,
             base: 0,
             target: Self::units(cfg.clock_rate, cfg.min_delay),
-            calm_pops: 0,
+            high_since: None,
+            quiet: None,
             stats: JitterStats::default(),
         }
     }
@@ -229,13 +296,29 @@ impl JitterBuffer {
         self.max_seq = None;
         self.n_transits = 0;
         self.t_pos = 0;
-        self.calm_pops = 0;
+        self.counter = 0;
+        self.events = [DelayEvent::default(); EVENTS];
+        self.open_event = None;
+        self.high_since = None;
         self.target = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
     }
 
+    /// Says whether the frame just played was quiet (the room's talk
+    /// detector or level), so that a due shrink drops a frame nobody will
+    /// miss. Callers that never say get shrinks as soon as they are due.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = Some(quiet);
+    }
+
+    /// `now` on the buffer's clock, in RTP units. Signed: kernel arrival
+    /// stamps and nominal tick times may fall slightly before the first
+    /// instant the buffer saw.
     fn now_units(&mut self, now: Instant) -> i64 {
         let epoch = *self.epoch.get_or_insert(now);
-        Self::units(self.cfg.clock_rate, now.saturating_duration_since(epoch))
+        match now.checked_duration_since(epoch) {
+            Some(d) => Self::units(self.cfg.clock_rate, d),
+            None => -Self::units(self.cfg.clock_rate, epoch.saturating_duration_since(now)),
+        }
     }
 
     fn extend_ts(&mut self, ts: u32) -> i64 {
@@ -279,7 +362,7 @@ impl JitterBuffer {
                 // jitter the target must learn from.
                 let ts_ext = self.extend_ts(ts);
                 let now_u = self.now_units(now);
-                self.record_transit(now_u - ts_ext);
+                self.record_transit(now_u, now_u - ts_ext);
                 self.stats.late += 1;
                 return;
             }
@@ -321,43 +404,106 @@ impl JitterBuffer {
             _ => {}
         }
         let now_u = self.now_units(now);
-        self.record_transit(now_u - ts_ext);
+        self.record_transit(now_u, now_u - ts_ext);
     }
 
-    fn record_transit(&mut self, transit: i64) {
+    fn record_transit(&mut self, arrival: i64, transit: i64) {
         self.transits[self.t_pos] = transit;
         self.t_pos = (self.t_pos + 1) % WINDOW;
         self.n_transits = (self.n_transits + 1).min(WINDOW);
         self.since_recompute += 1;
-        // A new best path or a new worst delay must act at once; otherwise
-        // recomputing every 16 packets is plenty.
-        if self.n_transits == 1
-            || transit < self.base
-            || transit - self.base > self.target
-            || self.since_recompute >= 16
-        {
+        self.counter += 1;
+        // A new best path must act at once (it moves every excess).
+        if self.n_transits == 1 || transit < self.base {
             self.recompute();
         }
+        self.track_event(arrival, transit);
+        // A new worst delay must act at once too; otherwise recomputing
+        // every 16 packets is plenty.
+        if transit - self.base > self.target || self.since_recompute >= 16 {
+            self.recompute();
+        }
+    }
+
+    /// Groups packets late by more than half the floor into delay events.
+    fn track_event(&mut self, arrival: i64, transit: i64) {
+        let level = Self::units(self.cfg.clock_rate, self.cfg.min_delay) / 2;
+        if transit - self.base > level {
+            let o = self.open_event.get_or_insert(OpenEvent {
+                peak: transit,
+                first_arrival: arrival,
+                last_arrival: arrival,
+            });
+            o.peak = o.peak.max(transit);
+            o.last_arrival = o.last_arrival.max(arrival);
+        } else if let Some(o) = self.open_event.take() {
+            self.events[self.e_pos] = DelayEvent {
+                peak: o.peak,
+                weight: self.event_weight(&o),
+                last: self.counter,
+            };
+            self.e_pos = (self.e_pos + 1) % EVENTS;
+        }
+    }
+
+    fn event_weight(&self, o: &OpenEvent) -> u32 {
+        if o.last_arrival - o.first_arrival >= Self::units(self.cfg.clock_rate, SUSTAINED) {
+            EVENTS_TO_GROW
+        } else {
+            1
+        }
+    }
+
+    /// The excess that all but the two worst delay events of the window
+    /// stayed under (0 when there were fewer than three).
+    fn event_spread(&self) -> i64 {
+        let mut seen: [(i64, u32); EVENTS + 1] = [(0, 0); EVENTS + 1];
+        let mut n = 0;
+        let horizon = self.counter.saturating_sub(WINDOW as u64);
+        for e in &self.events {
+            if e.weight > 0 && e.last > horizon {
+                seen[n] = (e.peak, e.weight);
+                n += 1;
+            }
+        }
+        if let Some(o) = &self.open_event {
+            seen[n] = (o.peak, self.event_weight(o));
+            n += 1;
+        }
+        let seen = &mut seen[..n];
+        seen.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        let mut weight = 0;
+        for &(peak, w) in seen.iter() {
+            weight += w;
+            if weight >= EVENTS_TO_GROW {
+                return (peak - self.base).max(0);
+            }
+        }
+        0
     }
 
     fn recompute(&mut self) {
         self.since_recompute = 0;
         let w = &self.transits[..self.n_transits];
         let base = w.iter().copied().min().unwrap_or(0);
-        // Third-largest excess: robust to one or two stray packets.
-        let mut top = [0i64; 3];
+        // The excess all but the worst 2 % of packets (at least the worst
+        // two) stayed under: robust to a few stray packets.
+        const KEEP: usize = 8;
+        let k = w.len().div_ceil(50).clamp(3, KEEP);
+        let mut top = [0i64; KEEP];
         for &t in w {
             let e = t - base;
-            if e > top[2] {
-                top[2] = e;
-                top.sort_unstable_by(|a, b| b.cmp(a));
+            if e > top[k - 1] {
+                top[k - 1] = e;
+                top[..k].sort_unstable_by(|a, b| b.cmp(a));
             }
         }
-        let spread = if w.len() >= 3 { top[2] } else { top[0] };
+        let by_packets = if w.len() >= k { top[k - 1] } else { top[0] };
+        self.base = base;
+        let spread = by_packets.min(self.event_spread());
         let margin = i64::from(self.cfg.clock_rate) / 500; // 2 ms
         let lo = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
         let hi = Self::units(self.cfg.clock_rate, self.cfg.max_delay);
-        self.base = base;
         self.target = (spread + margin).clamp(lo, hi);
     }
 
@@ -413,12 +559,12 @@ impl JitterBuffer {
             }
             self.started = true;
             self.ever_started = true;
-            self.calm_pops = 0;
+            self.high_since = None;
         } else if slack < self.target - half {
             // Too close to the best-case arrival: let the delay grow by one
             // frame instead of consuming.
             self.stats.stalls += 1;
-            self.calm_pops = 0;
+            self.high_since = None;
             self.play_ts = due_ts;
             return Playout::Missing {
                 duration: self.frame_ts as u32,
@@ -428,7 +574,7 @@ impl JitterBuffer {
 
         if next.is_none() {
             let lost = self.max_seq.is_some_and(|m| m > p);
-            self.calm_pops = 0;
+            self.high_since = None;
             self.play_ts = due_ts + self.frame_ts;
             if lost {
                 self.stats.lost += 1;
@@ -445,17 +591,27 @@ impl JitterBuffer {
             };
         }
 
-        if slack >= self.target + self.frame_ts && self.slot(p + 1).is_some() {
-            self.calm_pops += 1;
-            if self.calm_pops >= 25 {
-                // Consistently a frame too much buffered: drop one.
-                self.calm_pops = 0;
+        if slack >= self.target + self.frame_ts {
+            let since = *self.high_since.get_or_insert(now_u);
+            let high_for = now_u - since;
+            let due = Self::units(self.cfg.clock_rate, SHRINK_AFTER);
+            let level_quiet = self
+                .slot(p)
+                .is_some_and(|s| s.level != NO_LEVEL && s.level >= QUIET_LEVEL);
+            // Quiet frames go first; a loud one only when none came for a
+            // while (the room said "loud" every time).
+            let quiet_ok = level_quiet
+                || self.quiet != Some(false)
+                || high_for >= due + Self::units(self.cfg.clock_rate, QUIET_WAIT);
+            if high_for >= due && quiet_ok && self.slot(p + 1).is_some() {
+                // A frame too much buffered for a good while: drop one.
+                self.high_since = None;
                 self.stats.shrinks += 1;
                 self.clear(p);
                 p += 1;
             }
         } else {
-            self.calm_pops = 0;
+            self.high_since = None;
         }
 
         let idx = (p % self.slots.len() as u64) as usize;
@@ -777,5 +933,196 @@ mod tests {
             b.pop(t0 + 80 * MS),
             Playout::Frame { seq: 5000, .. }
         ));
+    }
+
+    /// A media worker on a synthetic clock: packet `i` (sent every 20 ms)
+    /// arrives at `arrival(i)`; the worker is asleep during each `stalls`
+    /// window `(start, length)` and on waking reads every packet that came
+    /// meanwhile, then runs the ticks it missed at their nominal times.
+    /// `kernel_stamps` passes each packet's true arrival to `push`; without
+    /// it the read time is passed (what the runtime did before). `quiet`
+    /// says after each frame whether it was quiet. Returns the played
+    /// sequence numbers per tick and the buffer.
+    fn run_worker(
+        n: u64,
+        arrival: impl Fn(u64) -> Duration,
+        stalls: &[(Duration, Duration)],
+        tick0: Duration,
+        ticks: u64,
+        kernel_stamps: bool,
+        quiet: impl Fn(u64) -> Option<bool>,
+    ) -> (Vec<Option<u64>>, JitterBuffer) {
+        let t0 = Instant::now();
+        let woken = |t: Duration| {
+            stalls
+                .iter()
+                .find(|(s, l)| t >= *s && t < *s + *l)
+                .map_or(t, |(s, l)| *s + *l)
+        };
+        // (time the worker handles it, 0 = packet / 1 = tick, index)
+        let mut work: Vec<(Duration, u8, u64)> = (0..n)
+            .map(|i| (woken(arrival(i)), 0, i))
+            .chain((0..ticks).map(|k| (woken(tick0 + 20 * MS * k as u32), 1, k)))
+            .collect();
+        work.sort();
+        let mut b = jb();
+        let mut out = Vec::new();
+        for (at, kind, i) in work {
+            if kind == 0 {
+                let stamp = if kernel_stamps { arrival(i) } else { at };
+                b.push(t0 + stamp, i, (i * 160) as u32, &[i as u8; 160]);
+            } else {
+                let nominal = tick0 + 20 * MS * i as u32;
+                match b.pop(t0 + nominal) {
+                    Playout::Frame { seq, .. } => {
+                        out.push(Some(seq));
+                        if let Some(q) = quiet(seq) {
+                            b.set_quiet(q);
+                        }
+                    }
+                    _ => out.push(None),
+                }
+            }
+        }
+        (out, b)
+    }
+
+    #[test]
+    fn a_stalled_worker_with_kernel_stamps_changes_nothing() {
+        // The worker sleeps 60–100 ms about every 0.7 s for 30 s.
+        let stalls: Vec<(Duration, Duration)> = (1..42u32)
+            .map(|j| (700 * MS * j + 3 * MS * (j % 5), (60 + 10 * (j % 5)) * MS))
+            .collect();
+        let arrival = |i: u64| 20 * MS * i as u32 + 2 * MS;
+        let (out, b) = run_worker(1500, arrival, &stalls, 5 * MS, 1490, true, |_| None);
+        let st = b.stats();
+        assert_eq!(
+            st.stalls + st.shrinks + st.lost + st.late + st.underruns,
+            0,
+            "{st:?}"
+        );
+        assert_eq!(b.target_delay(), 20 * MS);
+        let first = out.iter().position(Option::is_some).unwrap();
+        assert!(first <= 2);
+        for w in out[first..].windows(2) {
+            assert_eq!(w[1].unwrap(), w[0].unwrap() + 1);
+        }
+        // What the runtime did before: the read time as arrival. The same
+        // schedule then moves the target and inserts and drops frames.
+        let (_, old) = run_worker(1500, arrival, &stalls, 5 * MS, 1490, false, |_| None);
+        let st = old.stats();
+        assert!(
+            old.target_delay() > 40 * MS || st.stalls + st.shrinks > 0,
+            "{st:?}"
+        );
+    }
+
+    /// [`run`] with a look at the buffer after every pop (tick index and
+    /// the played sequence number).
+    fn run_observed(
+        n: u64,
+        arrival: impl Fn(u64) -> Option<Duration>,
+        tick0: Duration,
+        ticks: u64,
+        mut after_pop: impl FnMut(&mut JitterBuffer, u64, Option<u64>),
+    ) -> JitterBuffer {
+        let t0 = Instant::now();
+        let mut b = jb();
+        let mut events: Vec<(Duration, u64)> =
+            (0..n).filter_map(|i| arrival(i).map(|a| (a, i))).collect();
+        events.sort();
+        let mut ei = 0;
+        for k in 0..ticks {
+            let now = tick0 + 20 * MS * k as u32;
+            while ei < events.len() && events[ei].0 <= now {
+                let (a, i) = events[ei];
+                b.push(t0 + a, i, (i * 160) as u32, &[0; 160]);
+                ei += 1;
+            }
+            let played = match b.pop(t0 + now) {
+                Playout::Frame { seq, .. } => Some(seq),
+                _ => None,
+            };
+            after_pop(&mut b, k, played);
+        }
+        b
+    }
+
+    #[test]
+    fn one_hiccup_is_concealed_not_buffered_for() {
+        // Clean, except that packets 200..=205 are held and released
+        // together 120 ms late (one stall somewhere on the path).
+        let arrival = |i: u64| {
+            Some(if (200..=205).contains(&i) {
+                20 * MS * 205 + 3 * MS + 120 * MS
+            } else {
+                20 * MS * i as u32 + 3 * MS
+            })
+        };
+        let mut max_target = Duration::ZERO;
+        let b = run_observed(600, arrival, 10 * MS, 590, |b, _, _| {
+            max_target = max_target.max(b.target_delay());
+        });
+        assert_eq!(max_target, 20 * MS, "one burst moved the target");
+        let st = b.stats();
+        assert_eq!(st.stalls + st.shrinks, 0, "{st:?}");
+    }
+
+    #[test]
+    fn repeated_hiccups_and_a_sustained_shift_grow_the_target() {
+        // Three bursts of 80 ms within 3 s: the third grows the target.
+        let burst = |i: u64| {
+            let k = i % 50;
+            // Packets 40..=43 of each second held until 43's time + 80 ms.
+            Some(if i < 150 && (40..=43).contains(&k) {
+                20 * MS * (i - k + 43) as u32 + 80 * MS
+            } else {
+                20 * MS * i as u32
+            })
+        };
+        let (_, b, _) = run(200, burst, 10 * MS, 150);
+        assert!(b.target_delay() >= 80 * MS, "{:?}", b.target_delay());
+
+        // The path delay steps up by 60 ms and stays: no burst, a shift.
+        let shift =
+            |i: u64| Some(20 * MS * i as u32 + if i >= 100 { 60 * MS } else { Duration::ZERO });
+        let (out, b, _) = run(300, shift, 10 * MS, 290);
+        assert!(b.target_delay() >= 60 * MS, "{:?}", b.target_delay());
+        // It grew within the sustain time: a handful of frames late.
+        assert!(b.stats().late <= 8, "{:?}", b.stats());
+        assert!(out.iter().rev().take(50).all(Option::is_some));
+    }
+
+    #[test]
+    fn shrinks_wait_for_a_quiet_frame() {
+        // 4 s of heavy jitter, then clean; every frame is loud except
+        // those from `quiet_from` on.
+        let arr = |i: u64| {
+            let late = i < 200 && i.is_multiple_of(4);
+            Some(20 * MS * i as u32 + if late { 80 * MS } else { Duration::ZERO })
+        };
+        let first_shrink = |quiet_from: u64| {
+            let mut first = None;
+            let b = run_observed(1500, arr, 7 * MS, 1490, |b, k, played| {
+                if let Some(seq) = played {
+                    b.set_quiet(seq >= quiet_from);
+                }
+                if first.is_none() && b.stats().shrinks > 0 {
+                    first = Some(k);
+                }
+            });
+            (first, b)
+        };
+        // Target back at the floor about 5 s after the jitter (tick ~445),
+        // a drop due 2 s later (~545): with quiet frames from tick ~605 on,
+        // the first drop waits for them.
+        let (first, b) = first_shrink(600);
+        let first = first.expect("shrank");
+        assert!((600..640).contains(&first), "first drop at tick {first}");
+        assert_eq!(b.target_delay(), 20 * MS);
+        // Never quiet: a loud frame goes after another 3 s.
+        let (first, _) = first_shrink(u64::MAX);
+        let first = first.expect("shrank");
+        assert!((690..720).contains(&first), "first drop at tick {first}");
     }
 }

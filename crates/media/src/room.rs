@@ -29,7 +29,7 @@ use crate::codec::{AudioDecoder, AudioEncoder, ChunkResampler, Codec, MAX_OPUS_P
 use crate::dtmf::{DtmfCombiner, DtmfSource, Rfc4733Receiver, Rfc4733Sender, ToneDetector};
 use crate::error::{Error, Result};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use crate::mixer::{MixOutput, Mixer, SlotFlags, TalkChange, TalkDetector};
+use crate::mixer::{Limiter, MixOutput, Mixer, SlotFlags, TalkChange, TalkDetector};
 use crate::recorder::{RecordBlock, RecorderTap};
 use crate::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::rtp::{self, ReceiveStats, RtpHeader, RtpPacket, SeqVerdict};
@@ -476,6 +476,11 @@ struct Participant {
     queue: VecDeque<Playback>,
     moh: Option<Playback>,
     out: Vec<i16>,
+    /// Limits the mix plus a prompt played over it (the sum can pass full
+    /// scale; saturating would hard-clip).
+    overlay_limiter: Limiter,
+    /// Whether the last tick laid a prompt over the mix.
+    overlay_active: bool,
     next_rtcp: Instant,
     rtcp_buf: [u8; 256],
     rtcp_len: usize,
@@ -524,6 +529,8 @@ pub struct MediaRoom {
     noise: ComfortNoise,
     noise_pcm: Vec<i16>,
     silence_pcm: Vec<i16>,
+    /// Scratch for a prompt laid over a participant's mix.
+    overlay_sum: Vec<i32>,
     recorder: RecorderTap,
     events: VecDeque<MediaEvent>,
     next_tick: Instant,
@@ -575,6 +582,7 @@ impl MediaRoom {
             room_extra: vec![0; frame],
             noise: ComfortNoise::new((cfg.seed as u32) | 1, 16),
             noise_pcm: vec![0; frame],
+            overlay_sum: vec![0; frame],
             silence_pcm: vec![0; frame],
             recorder: RecorderTap::new(block, 4),
             events: VecDeque::with_capacity(1024),
@@ -931,6 +939,8 @@ impl MediaRoom {
             queue: VecDeque::with_capacity(8),
             moh: None,
             out: vec![0; self.frame],
+            overlay_limiter: Limiter::default(),
+            overlay_active: false,
             // Spread first reports over the interval.
             next_rtcp: now
                 + self.cfg.rtcp_interval / 2
@@ -1382,6 +1392,10 @@ impl MediaRoom {
             }
         }
         let p = &mut self.participants[i];
+        // Tells the jitter buffer whether a frame could go unnoticed now,
+        // so a due shrink drops one in a pause rather than mid-word.
+        p.rx.jitter
+            .set_quiet(!p.flags().speak || ms < TalkDetector::STOP);
         if p.flags().speak {
             match p.talk.update(ms) {
                 Some(TalkChange::Started { .. }) => self
@@ -1409,7 +1423,7 @@ impl MediaRoom {
         if !p.spec.direction.sends() {
             // Keep playback moving so queued prompts still finish on hold.
             if own_audio {
-                Self::fill_own(p, rate, &mut self.events, None);
+                Self::fill_own(p, rate, &mut self.events, None, &mut self.overlay_sum);
             }
             return;
         }
@@ -1422,7 +1436,7 @@ impl MediaRoom {
                 Stream::Silence => None,
             };
             if own_audio {
-                Self::fill_own(p, rate, &mut self.events, base);
+                Self::fill_own(p, rate, &mut self.events, base, &mut self.overlay_sum);
             } else if let Some(b) = base {
                 p.out.copy_from_slice(b);
             }
@@ -1510,13 +1524,12 @@ impl MediaRoom {
         rate: u32,
         events: &mut VecDeque<MediaEvent>,
         base: Option<&[i16]>,
+        sum: &mut [i32],
     ) {
         // Music on hold replaces the mix; prompts play over it.
-        if p.moh.is_some() || base.is_none() {
-            p.out.fill(0);
-        } else if let Some(b) = base {
-            p.out.copy_from_slice(b);
-        }
+        let base = if p.moh.is_some() { None } else { base };
+        let overlay = !p.queue.is_empty() && base.is_some();
+        p.out.fill(0);
         if let Some(pb) = p.queue.front_mut() {
             if !pb.fill(rate, &mut p.out) {
                 let id = pb.id;
@@ -1529,9 +1542,21 @@ impl MediaRoom {
                     });
                 }
             }
+            if let Some(b) = base {
+                if !p.overlay_active {
+                    p.overlay_limiter = Limiter::default();
+                }
+                for ((s, &x), &m) in sum.iter_mut().zip(&p.out).zip(b) {
+                    *s = i32::from(x) + i32::from(m);
+                }
+                p.overlay_limiter.apply(sum, &[], &mut p.out);
+            }
         } else if let Some(m) = &mut p.moh {
             m.fill(rate, &mut p.out);
+        } else if let Some(b) = base {
+            p.out.copy_from_slice(b);
         }
+        p.overlay_active = overlay;
     }
 
     fn build_rtcp(&mut self, now: Instant, i: usize) {

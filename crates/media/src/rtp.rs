@@ -10,7 +10,7 @@
 //! Not here: which packets are accepted from which address (that is the
 //! room's latching policy) and RTCP (see [`crate::rtcp`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -391,8 +391,14 @@ impl ReceiveStats {
 
     fn update_jitter(&mut self, now: Instant, timestamp: u32) {
         let epoch = *self.epoch.get_or_insert(now);
-        let arrival = (now.duration_since(epoch).as_nanos() * u128::from(self.clock_rate)
-            / 1_000_000_000) as i64;
+        // Signed: arrival stamps from the kernel may be a little older than
+        // the first one this stream saw.
+        let units =
+            |d: Duration| (d.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as i64;
+        let arrival = match now.checked_duration_since(epoch) {
+            Some(d) => units(d),
+            None => -units(epoch.saturating_duration_since(now)),
+        };
         let transit = arrival - i64::from(timestamp);
         if let Some(prev) = self.transit {
             // Timestamps wrap at 2^32: fold the difference back.

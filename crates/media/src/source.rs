@@ -157,12 +157,23 @@ impl Tone {
 
 /// PCM at the room rate, shared between every room and participant playing
 /// it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Prompt {
     /// Samples at `rate`.
     pub samples: Arc<[i16]>,
     /// Their rate (must equal the room's).
     pub rate: u32,
+}
+
+/// Length and rate, not the samples: a logged `RoomCommand::Play` would
+/// otherwise print tens of thousands of numbers.
+impl std::fmt::Debug for Prompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompt")
+            .field("rate", &self.rate)
+            .field("samples", &self.samples.len())
+            .finish()
+    }
 }
 
 const SINE_BITS: u32 = 10;
@@ -563,5 +574,17 @@ mod tests {
         let mut n = [0i16; 1000];
         cn.fill(&mut n);
         assert!(n.iter().all(|s| s.abs() <= 16) && n.iter().any(|&s| s != 0));
+    }
+
+    #[test]
+    fn prompt_debug_is_short() {
+        let p = Prompt {
+            samples: vec![1234i16; 16000].into(),
+            rate: 8000,
+        };
+        let text = format!("{:?}", Playback::prompt(7, p));
+        assert!(text.len() < 200, "{text}");
+        assert!(text.contains("samples: 16000"), "{text}");
+        assert!(!text.contains("1234"), "{text}");
     }
 }

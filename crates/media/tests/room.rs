@@ -931,3 +931,189 @@ fn g722_with_audio_levels_is_always_decoded_so_onsets_are_clean() {
         assert!((a - 7000.0).abs() < 900.0, "frame {k}: {a:.0}");
     }
 }
+
+/// The worker is descheduled for 60–100 ms about every 0.7 s (a busy
+/// 2-core machine): A's packets leave on time but reach `handle_rtp` in
+/// bursts. Returns the room and what B heard, per 200 ms block, from the
+/// second second on.
+fn stalled_worker_run(kernel_stamps: bool) -> (Sim, Vec<f64>) {
+    let phones = vec![
+        Phone::new(1, Codec::Pcmu, tone(440.0, 8000.0, 8000)),
+        Phone::new(2, Codec::Pcmu, silence()),
+    ];
+    let mut sim = Sim::new(RoomConfig::default(), phones);
+    let stalls: Vec<Stall> = (1..30u32)
+        .map(|j| Stall {
+            start: 700 * MS * j + 7 * MS * (j % 3),
+            length: (60 + 10 * (j % 5)) * MS,
+        })
+        .collect();
+    sim.run_stalled(1000, |_, _| Some(2 * MS), &stalls, kernel_stamps);
+    let heard = sim.phone(2).received[8000..].to_vec();
+    let blocks = heard
+        .chunks_exact(1600)
+        .map(|b| purity(b, 8000, 440.0))
+        .collect();
+    (sim, blocks)
+}
+
+/// Issue 3/6: on a clean network the jitter buffer sits at its floor and,
+/// once settled, never inserts or drops a frame — also when the worker is
+/// late, because arrivals carry the kernel's receive time and missed ticks
+/// run at their nominal times.
+#[test]
+fn a_descheduled_worker_with_kernel_stamps_keeps_the_tone_clean() {
+    let (mut sim, blocks) = stalled_worker_run(true);
+    let st = sim.room.stats(ParticipantId(1)).unwrap();
+    let jb = st.jitter_buffer;
+    assert_eq!(jb.stalls + jb.shrinks + jb.lost + jb.late, 0, "{jb:?}");
+    assert!(st.jitter_target <= 22 * MS, "target {:?}", st.jitter_target);
+    for (k, p) in blocks.iter().enumerate() {
+        assert!(*p >= 0.98, "block {k}: purity {p:.3}");
+    }
+    let b = sim.phone(2);
+    let a = amplitude(last_secs(b, 5.0), 8000, 440.0);
+    assert!((a - 8000.0).abs() < 8000.0 * 0.06, "B hears A at {a:.0}");
+    // The same schedule with read times as arrivals (no kernel stamps):
+    // the buffer mistakes the worker's naps for network jitter.
+    let (sim, blocks) = stalled_worker_run(false);
+    let st = sim.room.stats(ParticipantId(1)).unwrap();
+    let worst = blocks.iter().copied().fold(1.0, f64::min);
+    assert!(
+        st.jitter_target > 40 * MS || worst < 0.98,
+        "{:?} {worst:.3}",
+        st.jitter_target
+    );
+}
+
+fn set_deaf(sim: &mut Sim, id: u32, deaf: bool) {
+    let now = sim.now;
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::SetDeaf {
+                id: ParticipantId(id),
+                deaf,
+            },
+        )
+        .unwrap();
+}
+
+/// N-1 across deaf: a talker deafened for 3 s and undeafened hears none
+/// of its own tone from the first frame after, and the others at exactly
+/// the level it heard them before.
+#[test]
+fn undeaf_talker_never_hears_itself_and_others_keep_their_level() {
+    let phones = vec![
+        Phone::new(1, Codec::Pcmu, tone(440.0, 8000.0, 8000)),
+        Phone::new(2, Codec::Pcmu, tone(700.0, 8000.0, 8000)),
+        Phone::new(3, Codec::Pcmu, tone(1100.0, 8000.0, 8000)),
+    ];
+    let mut sim = Sim::new(RoomConfig::default(), phones);
+    sim.run(100, on_time);
+    let before = last_secs(sim.phone(1), 1.0).to_vec();
+    let (b0, c0) = (
+        amplitude(&before, 8000, 700.0),
+        amplitude(&before, 8000, 1100.0),
+    );
+    set_deaf(&mut sim, 1, true);
+    sim.run(150, on_time);
+    assert!(
+        rms(last_secs(sim.phone(1), 2.0)) < 30.0,
+        "deaf A hears the room"
+    );
+    let from = sim.phone(1).received.len();
+    set_deaf(&mut sim, 1, false);
+    sim.run(100, on_time);
+    let after = &sim.phone(1).received[from..];
+    assert_eq!(after.len(), 16000);
+    for (k, block) in after.chunks_exact(1600).enumerate() {
+        let own = amplitude(block, 8000, 440.0);
+        assert!(own < 20.0, "block {k}: A hears itself at {own:.0}");
+        // The very first frame after undeaf is already the full mix.
+        let (b, c) = (
+            amplitude(block, 8000, 700.0),
+            amplitude(block, 8000, 1100.0),
+        );
+        assert!(
+            (b - b0).abs() < b0 * 0.01,
+            "block {k}: B at {b:.0}, was {b0:.0}"
+        );
+        assert!(
+            (c - c0).abs() < c0 * 0.01,
+            "block {k}: C at {c:.0}, was {c0:.0}"
+        );
+    }
+    // And everyone still hears A at its level throughout.
+    let b = amplitude(last_secs(sim.phone(2), 2.0), 8000, 440.0);
+    assert!((b - 8000.0).abs() < 8000.0 * 0.06, "B hears A at {b:.0}");
+}
+
+/// What the browser test measured after undeaf was the conference's
+/// "undeaf" prompt, which plays over the mix (a spoken prompt has energy at
+/// 440 and 700 Hz). Laid over a loud room it must still carry none of the
+/// listener's own audio, and the sum is limited, never hard-clipped.
+#[test]
+fn prompt_over_a_loud_mix_has_no_own_audio_and_no_clipping() {
+    let phones = vec![
+        Phone::new(1, Codec::Pcmu, tone(440.0, 8000.0, 8000)),
+        Phone::new(2, Codec::Pcmu, tone(700.0, 12000.0, 8000)),
+        Phone::new(3, Codec::Pcmu, tone(1100.0, 12000.0, 8000)),
+    ];
+    let mut sim = Sim::new(RoomConfig::default(), phones);
+    sim.run(50, on_time);
+    // A loud two-tone "prompt", 1.5 s (peak 20000 over a mix peaking near
+    // 23000: their sum is far past full scale).
+    let samples: Vec<i16> = (0..12000)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            (10000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()
+                + 10000.0 * (2.0 * std::f64::consts::PI * 1900.0 * t).sin()) as i16
+        })
+        .collect();
+    let prompt = palaver_media::source::Prompt {
+        samples: samples.into(),
+        rate: 8000,
+    };
+    let from = sim.phone(1).received.len();
+    let now = sim.now;
+    sim.room
+        .handle_command(
+            now,
+            RoomCommand::Play {
+                id: ParticipantId(1),
+                playback: Playback::prompt(9, prompt),
+            },
+        )
+        .unwrap();
+    sim.run(100, on_time);
+    let heard = &sim.phone(1).received[from..];
+    let during = &heard[800..11200];
+    assert!(amplitude(during, 8000, 440.0) < 20.0, "A hears itself");
+    assert!(
+        amplitude(during, 8000, 300.0) > 5000.0,
+        "A hears the prompt"
+    );
+    assert!(
+        amplitude(during, 8000, 700.0) > 5000.0,
+        "A hears B under it"
+    );
+    // G.711 tops out at 32124; a hard clip parks samples there.
+    let pinned = during.iter().filter(|s| s.unsigned_abs() >= 32000).count();
+    assert_eq!(pinned, 0, "{pinned} samples at full scale");
+    // Clean: the 3rd harmonic of 300 Hz (a clipper's signature) is absent.
+    let h3 = amplitude(during, 8000, 900.0);
+    assert!(h3 < 150.0, "900 Hz at {h3:.0}");
+    assert!(sim.events.iter().any(|e| matches!(
+        e,
+        MediaEvent::PromptFinished {
+            id: 9,
+            completed: true,
+            ..
+        }
+    )));
+    // After the prompt, the mix is back at its level.
+    let tail = last_secs(sim.phone(1), 0.4);
+    let b = amplitude(tail, 8000, 700.0);
+    assert!((b - 12000.0).abs() < 12000.0 * 0.06, "B at {b:.0} after");
+}

@@ -251,6 +251,79 @@ impl Sim {
     }
 }
 
+/// A window during which the media worker is descheduled: it reads no
+/// socket and runs no tick from `start` (offset from `t0`) for `length`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stall {
+    pub start: Duration,
+    pub length: Duration,
+}
+
+impl Sim {
+    /// Like [`Sim::run`], but the room is driven the way the runtime's
+    /// worker drives it when the machine is busy: during a [`Stall`] the
+    /// packets pile up in the socket; on waking the worker reads them all
+    /// (stamped with their kernel arrival time when `kernel_stamps`, else
+    /// with the read time) and then runs every tick it missed at its
+    /// nominal time, sending each tick's packets before the next.
+    pub fn run_stalled(
+        &mut self,
+        ticks: usize,
+        mut delay: impl FnMut(ParticipantId, usize) -> Option<Duration>,
+        stalls: &[Stall],
+        kernel_stamps: bool,
+    ) {
+        let t0 = self.t0;
+        let awake_at = |t: Instant| {
+            stalls
+                .iter()
+                .map(|s| (t0 + s.start, t0 + s.start + s.length))
+                .find(|&(a, b)| t >= a && t < b)
+                .map_or(t, |(_, b)| b)
+        };
+        for _ in 0..ticks {
+            let base = t0 + 20 * MS * self.ticks as u32;
+            for i in 0..self.phones.len() {
+                if self.phones[i].muted_tx {
+                    continue;
+                }
+                let frame = self.phones[i].frames_sent;
+                let pkt = self.phones[i].next_packet();
+                if let Some(d) = delay(self.phones[i].id, frame) {
+                    self.pending
+                        .push((base + d, self.phones[i].id, self.phones[i].addr, pkt));
+                }
+            }
+            self.pending.sort_by_key(|p| p.0);
+            let tick_at = base + 20 * MS;
+            let tick_run = awake_at(tick_at);
+            // Everything the worker has read by the time it runs this tick.
+            while !self.pending.is_empty() && awake_at(self.pending[0].0) <= tick_run {
+                let (at, id, from, pkt) = self.pending.remove(0);
+                let read_at = awake_at(at);
+                self.now = read_at.max(self.now);
+                let stamp = if kernel_stamps { at } else { read_at };
+                self.room.handle_rtp(stamp, id, &pkt, from);
+                self.drain();
+            }
+            self.now = tick_run.max(self.now);
+            self.room.handle_tick(tick_at);
+            self.ticks += 1;
+            self.drain();
+        }
+    }
+}
+
+/// Share of `pcm`'s power that is the `freq` tone (1.0: a pure tone).
+pub fn purity(pcm: &[i16], rate: u32, freq: f64) -> f64 {
+    let a = amplitude(pcm, rate, freq);
+    let power = rms(pcm).powi(2);
+    if power == 0.0 {
+        return 0.0;
+    }
+    (a * a / 2.0) / power
+}
+
 /// Amplitude of `freq` in `pcm` (Goertzel, normalised to sine peak).
 pub fn amplitude(pcm: &[i16], rate: u32, freq: f64) -> f64 {
     let c = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
