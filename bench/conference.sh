@@ -27,6 +27,9 @@
 #   --no-build              use the binaries in target/release
 #   --write / --no-write    update docs/benchmarks.md [write unless --quick]
 #   --keep                  keep the work directory (JSON, logs, WAVs)
+#   --wait-quiet S          before each step, wait up to S seconds for the
+#                           1-minute load average to fall below 1 (a shared
+#                           machine) [0: don't wait]
 #
 # Loopback only. Needs python3 (and `pip install pesq numpy` for PESQ),
 # espeak-ng and sox. Each step's figures come from `loadgen --json`: the
@@ -39,7 +42,7 @@ cd "$ROOT"
 
 QUICK=0 STEPS="10 100 250 500 1000" STEP_S=60 BIG_S=300 MULTI=400x5 MULTI_S=120
 JOIN_RATE=200 THREADS=2 NICE="" RTP_PORTS=20000-29999 BUILD=1 WRITE="" KEEP=0
-SKIP_REFL=0 SKIP_RATES=0 SKIP_PESQ=0 SKIP_MULTI=0 SKIP_SIPP=0
+SKIP_REFL=0 SKIP_RATES=0 SKIP_PESQ=0 SKIP_MULTI=0 SKIP_SIPP=0 WAIT_QUIET=0
 ARGS="$*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -62,7 +65,8 @@ while [ $# -gt 0 ]; do
     --write) WRITE=1 ;;
     --no-write) WRITE=0 ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    --wait-quiet) WAIT_QUIET=$2; shift ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -77,6 +81,15 @@ fi
 : "${WRITE:=1}"
 
 log() { printf '\n== %s\n' "$*" >&2; }
+# On a shared machine, give other people's work a chance to finish first.
+quiet() {
+  [ "$WAIT_QUIET" -gt 0 ] || return 0
+  local until=$(( $(date +%s) + WAIT_QUIET ))
+  while awk '{exit !($1 >= 1.0)}' /proc/loadavg && [ "$(date +%s)" -lt "$until" ]; do
+    sleep 10
+  done
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
 run_nice() { if [ -n "$NICE" ]; then nice -n "$NICE" "$@"; else "$@"; fi; }
 
 for tool in python3 sox espeak-ng; do
@@ -162,6 +175,7 @@ for n in $STEPS; do
   secs=$STEP_S
   [ "$n" -ge 1000 ] && secs=$BIG_S
   log "1 room x $n participants, ${secs}s window"
+  quiet
   lg --participants "$n" --rooms 7000 --rate "$JOIN_RATE" --settle 6 --duration "$secs" \
      --json "$R/room-$n.json" >&2 || echo "step $n failed" >&2
   sleep 2
@@ -170,6 +184,7 @@ done
 if [ "$SKIP_MULTI" = 0 ]; then
   n=$((MROOMS * MSIZE))
   log "$MROOMS rooms x $MSIZE = $n participants, ${MULTI_S}s window"
+  quiet
   lg --participants "$n" --rooms "7100-$((7100 + MROOMS - 1))" --rate "$JOIN_RATE" --settle 6 \
      --duration "$MULTI_S" --json "$R/multi.json" >&2 || echo "multi-room step failed" >&2
   sleep 2
@@ -191,6 +206,7 @@ if [ "$SKIP_REFL" = 0 ]; then
       --ready-file "$W/refl.json" >"$W/reflector.log" 2>&1 &
     REFL_PID=$!
     for _ in $(seq 1 100); do [ -s "$W/refl.json" ] && break; sleep 0.1; done
+    quiet
     run_nice "$BIN/loadgen" --reflector-ready "$W/refl.json" --participants "$n" --rate 1000 --settle 2 \
       --duration "$secs" --threads "$THREADS" --server-pid "$REFL_PID" \
       --json "$R/reflector-$n.json" >&2 || echo "reflector run failed" >&2

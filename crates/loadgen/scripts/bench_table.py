@@ -73,6 +73,7 @@ def server_row(label, r, idle_kib):
         "lg_cpu": r["loadgen_cpu"]["percent_of_one_core"],
         "lg_late": m.get("send_lateness_max_ms"),
         "window": r["window_s"],
+        "others": (r.get("machine") or {}).get("others_percent"),
     }
 
 
@@ -112,16 +113,22 @@ def main():
         rows.append(server_row(f"{multi['rooms']} rooms × {multi['participants'] // max(1, multi['rooms'])}", multi, idle))
 
     if rows:
-        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick p50 / p99 / max ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick p50 / p99 / max ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) | Other processes % of a core |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             over = r["late_over"]
             over_s = f" ({int(over)})" if over is not None else ""
             p(
                 f"| {r['label']} | {fmt(r['window'], 0)} | {r['answered']} / {r['failed']} | {fmt(r['cpu'])} | {fmt(r['cpu_per_p'], 3)} | {fmt(r['rss_per_p'])} "
                 f"| {fmt(r['tick_p50'], 2)} / {fmt(r['tick_p99'], 2)} / {fmt(r['tick_max'], 2)} | {fmt(r['late_max'], 1)}{over_s} "
-                f"| {fmt(r['loss'], 3)} | {fmt(r['delivered'], 2)} | {fmt(r['delay_p50'])} / {fmt(r['delay_p99'])} ({r['markers']}) | {fmt(r['jitter_p99'], 2)} | {fmt(r['lg_cpu'])} ({fmt(r['lg_late'])}) |"
+                f"| {fmt(r['loss'], 3)} | {fmt(r['delivered'], 2)} | {fmt(r['delay_p50'])} / {fmt(r['delay_p99'])} ({r['markers']}) | {fmt(r['jitter_p99'], 2)} | {fmt(r['lg_cpu'])} ({fmt(r['lg_late'])}) | {fmt(r['others'], 0)} |"
             )
+        p("")
+        p(
+            "*Other processes* is the machine's busy time during the window minus the server's and the "
+            "load generator's: other people's work on the same two cores. Where it is high, every figure "
+            "in the row is pessimistic (threads waited for a core)."
+        )
         p("")
         kinds = {r["tick_kind"] for r in rows if r["tick_kind"]}
         if "summary" in kinds:

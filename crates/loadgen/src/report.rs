@@ -124,6 +124,19 @@ pub struct CpuFigures {
     pub percent_of_one_core: f64,
 }
 
+/// What the whole machine did during the window: a busy machine makes
+/// every other figure pessimistic, so the report says how busy it was.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MachineFigures {
+    /// Busy time of all cores over the window, in percent of one core.
+    pub busy_percent: f64,
+    /// The part of it that was neither the load generator nor the server
+    /// (nor the reflector): other people's work.
+    pub others_percent: f64,
+    /// The 1-minute load average at the window's end.
+    pub load_average: f64,
+}
+
 /// The speech-quality scenario's outcome (PESQ is scored from the WAVs).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct QualityFigures {
@@ -151,6 +164,7 @@ pub struct Report {
     pub calls: CallFigures,
     pub media: MediaFigures,
     pub loadgen_cpu: CpuFigures,
+    pub machine: MachineFigures,
     /// Media packets received on the shared sink socket (call-rate runs).
     pub sink_packets: u64,
     pub quality: Option<QualityFigures>,
@@ -270,6 +284,12 @@ impl Report {
             s,
             "loadgen cpu: {:.1}% of one core ({:.2} s user, {:.2} s system over {:.1} s)",
             cpu.percent_of_one_core, cpu.user_s, cpu.system_s, cpu.wall_s
+        );
+        let m = &self.machine;
+        let _ = writeln!(
+            s,
+            "machine: {:.0}% of one core busy, {:.0}% of it other processes, load average {:.2}",
+            m.busy_percent, m.others_percent, m.load_average
         );
         s
     }

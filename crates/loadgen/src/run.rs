@@ -38,10 +38,12 @@ use crate::participant::{
 };
 use crate::probe::ServerProbe;
 use crate::quality::{Continuity, References, align, read_wav, write_wav};
-use crate::report::{CallFigures, CpuFigures, MediaFigures, QualityFigures, Report};
+use crate::report::{
+    CallFigures, CpuFigures, MachineFigures, MediaFigures, QualityFigures, Report,
+};
 use crate::signal::{Rng64, SpeechLike, TalkPattern, Tone};
 use crate::stats::Distribution;
-use crate::sys::{self, CpuTime, Destination, Epoll, RecvBatch, SendBatch, TimerFd};
+use crate::sys::{self, CpuTime, Destination, Epoll, MachineTime, RecvBatch, SendBatch, TimerFd};
 use crate::uac::{CallEvent, CallHandle, Failure, Uac, UacConfig};
 
 const MS: Nanos = 1_000_000;
@@ -560,6 +562,28 @@ fn failure_key(f: &Failure) -> String {
     }
 }
 
+fn machine_figures(
+    start: Option<MachineTime>,
+    wall: Duration,
+    loadgen: &CpuFigures,
+    server_percent: f64,
+) -> MachineFigures {
+    let (Some(start), Ok(end)) = (start, MachineTime::read()) else {
+        return MachineFigures::default();
+    };
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    let busy_percent = 100.0 * start.busy_seconds_until(&end) / wall_s;
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0);
+    MachineFigures {
+        busy_percent,
+        others_percent: (busy_percent - loadgen.percent_of_one_core - server_percent).max(0.0),
+        load_average,
+    }
+}
+
 fn cpu_figures(start: CpuTime, end: CpuTime, wall: Duration) -> CpuFigures {
     let wall_s = wall.as_secs_f64();
     let user_s = end.user_s - start.user_s;
@@ -916,6 +940,7 @@ fn conference(settings: &Settings) -> Result<Report> {
     // Measure.
     let window_start = sys::now();
     let cpu0 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
+    let machine0 = MachineTime::read().ok();
     let wall0 = Instant::now();
     c.broadcast(|| WorkerCommand::StartWindow(window_start));
     c.board.start(window_start + 500 * MS);
@@ -938,6 +963,12 @@ fn conference(settings: &Settings) -> Result<Report> {
     let cpu1 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
     let loadgen_cpu = cpu_figures(cpu0, cpu1, wall0.elapsed());
     let server = probe.map(ServerProbe::finish);
+    let machine = machine_figures(
+        machine0,
+        wall0.elapsed(),
+        &loadgen_cpu,
+        server.as_ref().map_or(0.0, |s| s.cpu_percent),
+    );
     // Leave: at the join rate, but at least 200 calls per second.
     let leave_rate = settings.rate.max(200.0);
     let mut live: Vec<CallHandle> = c.live.keys().copied().collect();
@@ -999,6 +1030,7 @@ fn conference(settings: &Settings) -> Result<Report> {
         calls,
         media,
         loadgen_cpu,
+        machine,
         sink_packets: 0,
         quality: quality_figures,
         server,
@@ -1073,6 +1105,7 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         p.start();
     }
     let cpu0 = CpuTime::read(None).map_err(Error::io("reading /proc/self/stat"))?;
+    let machine0 = MachineTime::read().ok();
     let start = Instant::now();
     let mut placed = 0usize;
     let limit = start
@@ -1183,6 +1216,12 @@ fn call_rate(settings: &Settings) -> Result<Report> {
         window_s: start.elapsed().as_secs_f64(),
         calls,
         media: MediaFigures::default(),
+        machine: machine_figures(
+            machine0,
+            start.elapsed(),
+            &cpu_figures(cpu0, cpu1, start.elapsed()),
+            server.as_ref().map_or(0.0, |s| s.cpu_percent),
+        ),
         loadgen_cpu: cpu_figures(cpu0, cpu1, start.elapsed()),
         sink_packets: sig.sink_packets,
         quality: None,

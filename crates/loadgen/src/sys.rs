@@ -517,6 +517,48 @@ pub fn parse_stat(text: &str, ticks_per_s: f64) -> Option<CpuTime> {
     })
 }
 
+/// Jiffies the whole machine spent busy and in total so far, from the
+/// aggregate `cpu` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineTime {
+    pub busy: f64,
+    pub total: f64,
+}
+
+impl MachineTime {
+    pub fn read() -> io::Result<MachineTime> {
+        let text = std::fs::read_to_string("/proc/stat")?;
+        parse_proc_stat(&text)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/stat"))
+    }
+
+    /// Busy time between `self` and `later`, in seconds of one core.
+    pub fn busy_seconds_until(&self, later: &MachineTime) -> f64 {
+        (later.busy - self.busy) / clock_ticks()
+    }
+}
+
+/// The aggregate `cpu` line: idle and iowait are idle, the rest is busy
+/// (guest time is already counted in user).
+pub fn parse_proc_stat(text: &str) -> Option<MachineTime> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<f64>>>()?;
+    if v.len() < 5 {
+        return None;
+    }
+    let total: f64 = v.iter().sum();
+    let idle = v[3] + v[4];
+    Some(MachineTime {
+        busy: total - idle,
+        total,
+    })
+}
+
 /// Resident set size in KiB from `/proc/<pid>/status` (`VmRSS`).
 pub fn rss_kib(pid: Option<u32>) -> io::Result<u64> {
     let path = match pid {
@@ -560,6 +602,15 @@ mod tests {
         assert!((t.system_s - 0.75).abs() < 1e-9);
         assert!(parse_stat("garbage", 100.0).is_none());
         assert!(parse_stat("1 (x) S 1 2", 100.0).is_none());
+    }
+
+    #[test]
+    fn proc_stat_busy_and_total() {
+        let t = parse_proc_stat("cpu  100 5 50 1000 20 1 4 7 0 0\ncpu0 1 2 3 4\n").expect("parses");
+        assert_eq!(t.total, 1187.0);
+        assert_eq!(t.busy, 167.0);
+        assert!(parse_proc_stat("intr 1 2 3").is_none());
+        assert!(MachineTime::read().is_ok());
     }
 
     #[test]
