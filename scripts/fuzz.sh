@@ -15,7 +15,9 @@
 # from the committed seeds in fuzz/corpus_seed/<target>. Crashes land in
 # fuzz/artifacts/<target>/; replay one with
 #   cargo fuzz run --sanitizer none <target> fuzz/artifacts/<target>/crash-…
-# and turn it into a named test in crates/sip/tests/.
+# and turn it into a named test in crates/sip/tests/. libFuzzer's own output
+# (executions, coverage, the panic message) goes to
+# fuzz/target/fuzz-logs/<target>-<time>.log; the script prints its summary.
 #
 # Environment: FUZZ_TOOLCHAIN (default stable), FUZZ_SANITIZER (default none),
 # FUZZ_JOBS (parallel libFuzzer workers, default 1: the machine has 2 cores),
