@@ -39,7 +39,7 @@ command -v sipp >/dev/null || {
 
 echo "building palaver (release)…" >&2
 cargo build --release -p palaver --manifest-path "$root/Cargo.toml" >&2
-bin=$root/target/release/palaver
+bin=${CARGO_TARGET_DIR:-$root/target}/release/palaver
 
 # SIPp wants a file descriptor per open call.
 ulimit -n 65536 2>/dev/null || true
