@@ -17,8 +17,16 @@
 //! (`palaver_media_events_dropped_total`). Recordings are written by a
 //! writer thread per worker.
 //!
+//! Time: each packet is handed to its room with the kernel's receive
+//! timestamp, and each tick with its nominal time — a worker that wakes
+//! late runs the ticks it missed (up to 200 ms of them) — so a busy machine
+//! does not look like a jittery network to the jitter buffers.
+//!
 //! Exported metrics: histograms `palaver_mixer_tick_seconds` and
-//! `palaver_mixer_tick_lateness_seconds` (per worker), gauges
+//! `palaver_mixer_tick_lateness_seconds` (per worker; a catch-up tick
+//! records how late it ran), counters `palaver_mixer_ticks_skipped_total`
+//! (ticks given up when more than 200 ms behind) and
+//! `palaver_rtp_unstamped_total` (packets without a kernel stamp), gauges
 //! `palaver_rtp_loss_fraction`, `palaver_rtp_jitter_seconds`,
 //! `palaver_rtp_rtt_seconds` and counter
 //! `palaver_rtp_strangers_dropped_total` (per room and participant).
@@ -39,8 +47,10 @@
 //! # Ok(()) }
 //! ```
 
+mod arrival;
 mod error;
 mod ports;
+mod tick;
 mod worker;
 mod writer;
 
@@ -189,6 +199,8 @@ pub(crate) struct Shared {
     pub(crate) rooms: Vec<AtomicUsize>,
     pub(crate) participants: Vec<AtomicUsize>,
     pub(crate) events_dropped: AtomicU64,
+    /// Per worker: packets read without a usable kernel receive stamp.
+    pub(crate) unstamped: Vec<AtomicU64>,
     next_room: AtomicU64,
     next_participant: AtomicU32,
     next_recording: AtomicU64,
@@ -267,6 +279,7 @@ impl MediaEngine {
             rooms: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             participants: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             events_dropped: AtomicU64::new(0),
+            unstamped: (0..n).map(|_| AtomicU64::new(0)).collect(),
             next_room: AtomicU64::new(1),
             next_participant: AtomicU32::new(1),
             next_recording: AtomicU64::new(1),
@@ -408,6 +421,17 @@ impl EngineHandle {
     /// full.
     pub fn events_dropped(&self) -> u64 {
         self.shared.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Packets (RTP and RTCP) whose arrival time had to be taken when the
+    /// worker read them because the kernel gave no usable receive stamp.
+    /// Stays 0 on Linux.
+    pub fn unstamped_packets(&self) -> u64 {
+        self.shared
+            .unstamped
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// RTP port pairs in use.

@@ -2,6 +2,13 @@
 //! epoll (mio) for packets, commands and the next 20 ms tick, and drives
 //! each `MediaRoom` through its handle/poll cycle.
 //!
+//! Time, as the rooms see it: a packet's `now` is its kernel receive stamp
+//! ([`crate::arrival`]; the read time only where the kernel gives none),
+//! and a tick's `now` is its nominal time from [`crate::tick::TickClock`],
+//! missed ticks included. So when the machine is busy and the thread
+//! oversleeps, the rooms see the network as it was and their jitter
+//! buffers neither grow nor drop frames for it.
+//!
 //! Nothing here is shared with other workers on the per-tick path: rooms,
 //! sockets and buffers are owned by the thread. The port pool mutex is only
 //! taken when participants leave.
@@ -23,7 +30,9 @@ use palaver_media::room::{
 };
 use tokio::sync::mpsc::Sender;
 
+use crate::arrival::{self, ClockAnchor};
 use crate::ports::BoundPorts;
+use crate::tick::TickClock;
 use crate::writer::WriterMsg;
 use crate::{RoomEvent, RoomId, Shared};
 
@@ -91,6 +100,8 @@ struct RoomEntry {
 struct WorkerMetrics {
     tick: Histogram,
     lateness: Histogram,
+    ticks_skipped: Counter,
+    unstamped: Counter,
     events_dropped: Counter,
     send_dropped: Counter,
     record_dropped: Counter,
@@ -194,6 +205,8 @@ impl Worker {
             metrics: WorkerMetrics {
                 tick: metrics::histogram!("palaver_mixer_tick_seconds", "worker" => w.clone()),
                 lateness: metrics::histogram!("palaver_mixer_tick_lateness_seconds", "worker" => w.clone()),
+                ticks_skipped: metrics::counter!("palaver_mixer_ticks_skipped_total", "worker" => w.clone()),
+                unstamped: metrics::counter!("palaver_rtp_unstamped_total", "worker" => w.clone()),
                 events_dropped: metrics::counter!("palaver_media_events_dropped_total", "worker" => w.clone()),
                 send_dropped: metrics::counter!("palaver_rtp_send_dropped_total", "worker" => w.clone()),
                 record_dropped: metrics::counter!("palaver_recording_blocks_dropped_total", "worker" => w),
@@ -203,10 +216,10 @@ impl Worker {
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let mut next_tick = Instant::now() + TICK;
+        let mut clock = TickClock::new(Instant::now() + TICK);
         loop {
             let now = Instant::now();
-            let timeout = next_tick.saturating_duration_since(now);
+            let timeout = clock.deadline().saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != ErrorKind::Interrupted
             {
@@ -223,17 +236,21 @@ impl Worker {
             if !self.drain_commands() {
                 break;
             }
-            let now = Instant::now();
-            if now >= next_tick {
-                let lateness = now - next_tick;
-                self.metrics.lateness.record(lateness.as_secs_f64());
-                self.tick(now);
-                self.metrics.tick.record(now.elapsed().as_secs_f64());
-                next_tick += TICK;
-                if next_tick <= now {
-                    // More than a tick behind: do not burst to catch up.
-                    next_tick = now + TICK;
-                }
+            // Every tick due now, each at its nominal time (a late wake-up
+            // runs the ones it missed; see `tick`).
+            let skipped = clock.skipped();
+            while let Some(due) = clock.due(Instant::now()) {
+                let started = Instant::now();
+                self.metrics
+                    .lateness
+                    .record(started.saturating_duration_since(due).as_secs_f64());
+                self.tick(due);
+                self.metrics.tick.record(started.elapsed().as_secs_f64());
+            }
+            if clock.skipped() > skipped {
+                self.metrics
+                    .ticks_skipped
+                    .increment(clock.skipped() - skipped);
             }
         }
         let _ = self.writer.try_send(WriterMsg::Stop);
@@ -260,22 +277,35 @@ impl Worker {
     }
 
     fn drain_socket(&mut self, token: usize) {
+        let mut anchor: Option<ClockAnchor> = None;
         loop {
             let Some(Some(entry)) = self.sockets.get(token) else {
                 return;
             };
-            let (n, from): (usize, SocketAddr) = match entry.socket.recv_from(&mut self.recv_buf) {
-                Ok(r) => r,
+            let d = match arrival::recv_stamped(&entry.socket, &mut self.recv_buf) {
+                Ok(d) => d,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // ICMP errors surface here on Linux; nothing to read.
                 Err(_) => return,
             };
+            let (n, from): (usize, SocketAddr) = (d.len, d.from);
             let (room_id, participant, rtcp) = (entry.room, entry.participant, entry.rtcp);
             let Some(room) = self.rooms.get_mut(&room_id) else {
                 return;
             };
-            let now = Instant::now();
+            // When the datagram reached the socket, not when we read it.
+            let now = match d.stamp {
+                Some(stamp) => anchor
+                    .get_or_insert_with(ClockAnchor::now)
+                    .instant_of(stamp),
+                None => None,
+            }
+            .unwrap_or_else(|| {
+                self.metrics.unstamped.increment(1);
+                self.shared.unstamped[self.index].fetch_add(1, Ordering::Relaxed);
+                Instant::now()
+            });
             if rtcp {
                 room.room
                     .handle_rtcp(now, participant, &self.recv_buf[..n], from);
@@ -303,6 +333,10 @@ impl Worker {
         rtcp: bool,
     ) -> Option<usize> {
         let mut socket = UdpSocket::from_std(socket);
+        if !arrival::enable_stamps(&socket) {
+            // Works, less well: arrivals are then the read times.
+            tracing::debug!("no kernel receive timestamps on an RTP socket");
+        }
         let token = self.free_tokens.pop().unwrap_or_else(|| {
             self.sockets.push(None);
             self.sockets.len() - 1

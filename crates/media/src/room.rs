@@ -20,6 +20,13 @@
 //! call `handle_tick` at `poll_timeout()`. Malformed or unexpected packets
 //! are counted and dropped inside `handle_rtp`, never returned as errors.
 //! After warm-up, a tick allocates nothing.
+//!
+//! Which `now`: for `handle_rtp`/`handle_rtcp` the datagram's arrival (the
+//! kernel's receive stamp where there is one, not when it was read), for
+//! `handle_tick` the tick's nominal time. A runtime that wakes late reads
+//! what piled up, then runs each missed tick at its own time and drains
+//! between them; the jitter buffers then see no jitter the network did not
+//! have. Arrivals may be slightly earlier than the last tick's `now`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -1193,7 +1200,9 @@ impl MediaRoom {
     }
 
     /// Runs one 20 ms tick: decode every input, mix, encode, packetise,
-    /// detect DTMF and talking, schedule RTCP and timeouts.
+    /// detect DTMF and talking, schedule RTCP and timeouts. `now` is the
+    /// tick's nominal time (see the module docs), one `TICK` after the
+    /// previous one.
     pub fn handle_tick(&mut self, now: Instant) {
         self.next_tick += TICK;
         if self.next_tick < now {
