@@ -205,7 +205,20 @@ pub struct JitterBuffer {
     /// The room's word on the last frame played: quiet or not (None: the
     /// caller does not say).
     quiet: Option<bool>,
+    /// Settings in RTP units, computed once.
+    limits: Limits,
     stats: JitterStats,
+}
+
+/// The buffer's time settings in RTP clock units.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    min: i64,
+    max: i64,
+    event_level: i64,
+    sustained: i64,
+    shrink_after: i64,
+    quiet_wait: i64,
 }
 
 impl JitterBuffer {
@@ -245,12 +258,25 @@ impl JitterBuffer {
             target: Self::units(cfg.clock_rate, cfg.min_delay),
             high_since: None,
             quiet: None,
+            limits: Limits {
+                min: Self::units(cfg.clock_rate, cfg.min_delay),
+                max: Self::units(cfg.clock_rate, cfg.max_delay),
+                event_level: Self::units(cfg.clock_rate, cfg.min_delay) / 2,
+                sustained: Self::units(cfg.clock_rate, SUSTAINED),
+                shrink_after: Self::units(cfg.clock_rate, SHRINK_AFTER),
+                quiet_wait: Self::units(cfg.clock_rate, QUIET_WAIT),
+            },
             stats: JitterStats::default(),
         }
     }
 
+    /// `d` in RTP clock units. Whole seconds and the fraction apart keep
+    /// it in u64 arithmetic (this runs for every packet and every pop).
     fn units(rate: u32, d: Duration) -> i64 {
-        (d.as_nanos() * u128::from(rate) / 1_000_000_000) as i64
+        let rate = u64::from(rate);
+        let whole = d.as_secs().saturating_mul(rate);
+        let frac = u64::from(d.subsec_nanos()) * rate / 1_000_000_000;
+        whole.saturating_add(frac).min(i64::MAX as u64) as i64
     }
 
     fn to_duration(&self, units: i64) -> Duration {
@@ -300,7 +326,7 @@ impl JitterBuffer {
         self.events = [DelayEvent::default(); EVENTS];
         self.open_event = None;
         self.high_since = None;
-        self.target = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
+        self.target = self.limits.min;
     }
 
     /// Says whether the frame just played was quiet (the room's talk
@@ -427,8 +453,7 @@ impl JitterBuffer {
 
     /// Groups packets late by more than half the floor into delay events.
     fn track_event(&mut self, arrival: i64, transit: i64) {
-        let level = Self::units(self.cfg.clock_rate, self.cfg.min_delay) / 2;
-        if transit - self.base > level {
+        if transit - self.base > self.limits.event_level {
             let o = self.open_event.get_or_insert(OpenEvent {
                 peak: transit,
                 first_arrival: arrival,
@@ -447,7 +472,7 @@ impl JitterBuffer {
     }
 
     fn event_weight(&self, o: &OpenEvent) -> u32 {
-        if o.last_arrival - o.first_arrival >= Self::units(self.cfg.clock_rate, SUSTAINED) {
+        if o.last_arrival - o.first_arrival >= self.limits.sustained {
             EVENTS_TO_GROW
         } else {
             1
@@ -502,9 +527,8 @@ impl JitterBuffer {
         self.base = base;
         let spread = by_packets.min(self.event_spread());
         let margin = i64::from(self.cfg.clock_rate) / 500; // 2 ms
-        let lo = Self::units(self.cfg.clock_rate, self.cfg.min_delay);
-        let hi = Self::units(self.cfg.clock_rate, self.cfg.max_delay);
-        self.target = (spread + margin).clamp(lo, hi);
+        self.target =
+            (spread + margin).clamp(self.limits.min, self.limits.max.max(self.limits.min));
     }
 
     fn slot(&self, seq: u64) -> Option<&Slot> {
@@ -594,7 +618,7 @@ impl JitterBuffer {
         if slack >= self.target + self.frame_ts {
             let since = *self.high_since.get_or_insert(now_u);
             let high_for = now_u - since;
-            let due = Self::units(self.cfg.clock_rate, SHRINK_AFTER);
+            let due = self.limits.shrink_after;
             let level_quiet = self
                 .slot(p)
                 .is_some_and(|s| s.level != NO_LEVEL && s.level >= QUIET_LEVEL);
@@ -602,7 +626,7 @@ impl JitterBuffer {
             // while (the room said "loud" every time).
             let quiet_ok = level_quiet
                 || self.quiet != Some(false)
-                || high_for >= due + Self::units(self.cfg.clock_rate, QUIET_WAIT);
+                || high_for >= due + self.limits.quiet_wait;
             if high_for >= due && quiet_ok && self.slot(p + 1).is_some() {
                 // A frame too much buffered for a good while: drop one.
                 self.high_since = None;

@@ -393,8 +393,12 @@ impl ReceiveStats {
         let epoch = *self.epoch.get_or_insert(now);
         // Signed: arrival stamps from the kernel may be a little older than
         // the first one this stream saw.
-        let units =
-            |d: Duration| (d.as_nanos() * u128::from(self.clock_rate) / 1_000_000_000) as i64;
+        let rate = u64::from(self.clock_rate);
+        // u64 arithmetic (whole seconds and fraction apart): every packet.
+        let units = |d: Duration| {
+            (d.as_secs().saturating_mul(rate) + u64::from(d.subsec_nanos()) * rate / 1_000_000_000)
+                .min(i64::MAX as u64) as i64
+        };
         let arrival = match now.checked_duration_since(epoch) {
             Some(d) => units(d),
             None => -units(epoch.saturating_duration_since(now)),
