@@ -12,13 +12,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use palaver_conference::{
     ConferenceAction, ConferenceReport, JoinRequest, ParticipantRecord, RoomEvent,
 };
 use palaver_media::room::{MediaEvent, ParticipantId, RoomCommand};
 use palaver_media::source::{Playback, Tone, ToneStep};
-use palaver_sdp::{SdpSession, Session};
+use palaver_sdp::SdpSession;
 use palaver_sip::{
     Dialog, HeaderName, Method, Peer, Request, Response, SipMessage, StatusCode, TxKey,
 };
@@ -27,7 +26,10 @@ use tracing::{debug, info, warn};
 
 use crate::call::{CallKey, Caller, ClientRole};
 use crate::core::{ALLOW, Pbx, StoreOp, contact_uri_in, local_addr_in};
-use crate::media::{MediaRoomId, advertised, rate_for, spec_from, update_commands};
+use crate::media::{
+    LegBody, MediaRoomId, Refusal, advertised, answer_or_offer, offer_in, preview, rate_for,
+    spec_from, take_answer, update_commands,
+};
 
 /// What an answered call is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,97 +113,18 @@ impl Pbx {
         }
         let caps = self.config.codecs.clone();
         let ip = self.config.media_ip;
-        let offer = if req.body.is_empty() {
-            None
-        } else {
-            match Session::parse(&req.body) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    self.reply(
-                        now,
-                        key,
-                        &req,
-                        StatusCode::BAD_REQUEST,
-                        Some(&format!("Bad Request (malformed SDP: {e})")),
-                    );
-                    return;
-                }
-            }
+        let prepared = offer_in(&req).and_then(|offer| {
+            let preview = offer.as_ref().map(|o| preview(o, &caps, ip)).transpose()?;
+            Ok((offer, preview))
+        });
+        let (offer, preview) = match prepared {
+            Ok(v) => v,
+            Err(r) => return self.refuse(now, key, &req, r),
         };
-        let placeholder = std::net::SocketAddr::new(ip, 9);
-        let preview = match &offer {
-            Some(o) => {
-                let origin = palaver_sdp::Origin::new(1, 1, ip);
-                match palaver_sdp::answer(
-                    o,
-                    &caps,
-                    &origin,
-                    placeholder,
-                    palaver_sdp::Direction::SendRecv,
-                ) {
-                    Ok(a) => Some(a.negotiated),
-                    Err(e) => {
-                        self.reply(
-                            now,
-                            key,
-                            &req,
-                            StatusCode::NOT_ACCEPTABLE_HERE,
-                            Some(&format!("Not Acceptable Here ({e})")),
-                        );
-                        return;
-                    }
-                }
-            }
-            None => None,
+        let media = match self.media_room_for(purpose, preview.as_ref()) {
+            Ok(m) => m,
+            Err(r) => return self.refuse(now, key, &req, r),
         };
-        // The media room: the room's shared one, or a room of its own.
-        let (media, rate) = match purpose {
-            Purpose::Room(room) => match self.answered.rooms.get(&room) {
-                Some(m) => (m.media, m.rate),
-                None => {
-                    let rate = self.config.conference_rate;
-                    match self.media.create_room(rate, self.config.conference_talkers) {
-                        Ok(m) => {
-                            self.answered
-                                .rooms
-                                .insert(room, RoomMedia { media: m, rate });
-                            self.answered.media_to_room.insert(m, room);
-                            (m, rate)
-                        }
-                        Err(e) => {
-                            self.reply(
-                                now,
-                                key,
-                                &req,
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                Some(&format!("Service Unavailable ({e})")),
-                            );
-                            return;
-                        }
-                    }
-                }
-            },
-            Purpose::ToneTest => {
-                let rate = preview
-                    .as_ref()
-                    .map(|n| rate_for(n.codec.codec))
-                    .unwrap_or(8000);
-                match self.media.create_room(rate, 1) {
-                    Ok(m) => (m, rate),
-                    Err(e) => {
-                        self.reply(
-                            now,
-                            key,
-                            &req,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Some(&format!("Service Unavailable ({e})")),
-                        );
-                        return;
-                    }
-                }
-            }
-        };
-        let _ = rate;
         let spec = match &preview {
             // Room callers are not mixed until the conference admits them.
             Some(n) => spec_from(n, purpose == Purpose::ToneTest, false),
@@ -213,35 +136,21 @@ impl Pbx {
                 if purpose == Purpose::ToneTest {
                     self.media.close_room(media);
                 }
-                self.reply(
-                    now,
-                    key,
-                    &req,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Some(&format!("Service Unavailable ({e})")),
-                );
-                return;
+                return self.refuse(now, key, &req, Refusal::unavailable(e));
             }
         };
-        let rtp = advertised(local, ip);
         self.next_session_id += 1;
-        let mut sdp = SdpSession::new(caps, self.next_session_id, rtp);
-        let (body, awaiting) = match &offer {
-            Some(o) => match sdp.handle_offer(o) {
-                Ok(a) => (Bytes::from(a.session.to_string()), false),
-                Err(e) => {
-                    self.media.remove_participant(media, pid);
-                    self.reply(
-                        now,
-                        key,
-                        &req,
-                        StatusCode::NOT_ACCEPTABLE_HERE,
-                        Some(&format!("Not Acceptable Here ({e})")),
-                    );
-                    return;
+        let mut sdp = SdpSession::new(caps, self.next_session_id, advertised(local, ip));
+        let (body, awaiting) = match answer_or_offer(&mut sdp, offer.as_ref()) {
+            Ok(LegBody::Answer { body, .. }) => (body, false),
+            Ok(LegBody::Offer { body }) => (body, true),
+            Err(r) => {
+                match purpose {
+                    Purpose::ToneTest => self.media.close_room(media),
+                    Purpose::Room(_) => self.media.remove_participant(media, pid),
                 }
-            },
-            None => (Bytes::from(sdp.create_offer().to_string()), true),
+                return self.refuse(now, key, &req, r);
+            }
         };
         let tag = palaver_sip::new_tag();
         let contact = contact_uri_in(&self.config.local, Some("palaver"), peer.transport);
@@ -286,20 +195,45 @@ impl Pbx {
         self.respond(now, key, ok);
     }
 
+    /// The media room a caller answered for `purpose` joins: the room's
+    /// shared one (created with its first caller), or one of its own.
+    fn media_room_for(
+        &mut self,
+        purpose: Purpose,
+        preview: Option<&palaver_sdp::Negotiated>,
+    ) -> Result<MediaRoomId, Refusal> {
+        match purpose {
+            Purpose::Room(room) => {
+                if let Some(m) = self.answered.rooms.get(&room) {
+                    return Ok(m.media);
+                }
+                let rate = self.config.conference_rate;
+                let m = self
+                    .media
+                    .create_room(rate, self.config.conference_talkers)
+                    .map_err(Refusal::unavailable)?;
+                self.answered
+                    .rooms
+                    .insert(room, RoomMedia { media: m, rate });
+                self.answered.media_to_room.insert(m, room);
+                Ok(m)
+            }
+            Purpose::ToneTest => {
+                let rate = preview.map(|n| rate_for(n.codec.codec)).unwrap_or(8000);
+                self.media
+                    .create_room(rate, 1)
+                    .map_err(Refusal::unavailable)
+            }
+        }
+    }
+
     /// The ACK of an answered call: the caller is there, start its experience.
     pub(crate) fn on_answered_ack(&mut self, now: Instant, ck: CallKey, req: &Request) {
         let Some(call) = self.answered.calls.get_mut(&ck) else {
             return;
         };
         if std::mem::take(&mut call.awaiting_ack_answer) {
-            let n = Session::parse(&req.body)
-                .map_err(|e| e.to_string())
-                .and_then(|a| {
-                    call.sdp
-                        .handle_answer(&a)
-                        .cloned()
-                        .map_err(|e| e.to_string())
-                });
+            let n = take_answer(&mut call.sdp, &req.body);
             match n {
                 Ok(n) => {
                     let (media, pid) = (call.media, call.pid);
@@ -433,36 +367,21 @@ impl Pbx {
                 let contact = contact_uri_in(local, Some("palaver"), call.peer.transport);
                 let mut ok = Response::for_request(&req, StatusCode::OK);
                 ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
-                if req.body.is_empty() {
-                    let offer = call.sdp.create_offer();
-                    call.awaiting_ack_answer = true;
-                    ok.set_body("application/sdp", offer.to_string().into_bytes());
-                    self.respond(now, key, ok);
-                    return;
-                }
-                let answer = match Session::parse(&req.body) {
-                    Ok(o) => call.sdp.handle_offer(&o).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                match answer {
-                    Ok(a) => {
+                match offer_in(&req).and_then(|o| answer_or_offer(&mut call.sdp, o.as_ref())) {
+                    Err(r) => return self.refuse(now, key, &req, r),
+                    Ok(LegBody::Offer { body }) => {
+                        call.awaiting_ack_answer = true;
+                        ok.set_body("application/sdp", body);
+                    }
+                    Ok(LegBody::Answer { body, negotiated }) => {
                         let (media, pid) = (call.media, call.pid);
-                        for cmd in update_commands(pid, &a.negotiated) {
+                        for cmd in update_commands(pid, &negotiated) {
                             self.media.command(media, cmd);
                         }
-                        ok.set_body("application/sdp", a.session.to_string().into_bytes());
-                        self.respond(now, key, ok);
-                    }
-                    Err(why) => {
-                        self.reply(
-                            now,
-                            key,
-                            &req,
-                            StatusCode::NOT_ACCEPTABLE_HERE,
-                            Some(&format!("Not Acceptable Here ({why})")),
-                        );
+                        ok.set_body("application/sdp", body);
                     }
                 }
+                self.respond(now, key, ok);
             }
             _ => {
                 let mut r = Response::for_request(&req, StatusCode::METHOD_NOT_ALLOWED);

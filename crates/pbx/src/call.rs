@@ -24,7 +24,8 @@ use tracing::{debug, info};
 use crate::core::{ALLOW, CoreTimer, Pbx, StoreOp, contact_uri_in, local_addr_in};
 use crate::directory::Target;
 use crate::media::{
-    MediaRoomId, advertised, placeholder_spec, rate_for, spec_from, update_commands,
+    LegBody, MediaRoomId, Refusal, advertised, answer_or_offer, offer_in, placeholder_spec,
+    preview, rate_for, spec_from, take_answer, update_commands,
 };
 
 /// Identifies a call inside the core.
@@ -352,8 +353,8 @@ impl Pbx {
 
         let media = match self.setup_call_media(&req) {
             Ok(m) => m,
-            Err((status, reason)) => {
-                self.reply(now, key, &req, status, Some(&reason));
+            Err(r) => {
+                self.refuse(now, key, &req, r);
                 return;
             }
         };
@@ -480,86 +481,56 @@ impl Pbx {
 
     /// Anchors a new call's media: a room, A's leg negotiated from its offer
     /// (or an offer of ours when A sent none), B's leg with our offer.
-    fn setup_call_media(&mut self, req: &Request) -> Result<CallMedia, (StatusCode, String)> {
+    fn setup_call_media(&mut self, req: &Request) -> Result<CallMedia, Refusal> {
         let caps = self.config.codecs.clone();
-        let ip = self.config.media_ip;
-        let placeholder = std::net::SocketAddr::new(ip, 9);
-        let offer = if req.body.is_empty() {
-            None
-        } else {
-            Some(Session::parse(&req.body).map_err(|e| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("Bad Request (malformed SDP: {e})"),
-                )
-            })?)
-        };
+        let offer = offer_in(req)?;
         // Preview the negotiation to pick the room's rate before binding.
-        let preview = match &offer {
-            Some(o) => {
-                let origin = palaver_sdp::Origin::new(1, 1, ip);
-                let a = palaver_sdp::answer(
-                    o,
-                    &caps,
-                    &origin,
-                    placeholder,
-                    palaver_sdp::Direction::SendRecv,
-                )
-                .map_err(|e| {
-                    (
-                        StatusCode::NOT_ACCEPTABLE_HERE,
-                        format!("Not Acceptable Here ({e})"),
-                    )
-                })?;
-                Some(a.negotiated)
-            }
-            None => None,
-        };
+        let preview = offer
+            .as_ref()
+            .map(|o| preview(o, &caps, self.config.media_ip))
+            .transpose()?;
         let rate = preview
             .as_ref()
             .map(|n| rate_for(n.codec.codec))
             .unwrap_or(8000);
-        let room = self.media.create_room(rate, 4).map_err(|e| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("Service Unavailable ({e})"),
-            )
-        })?;
-        let fail = |pbx: &mut Pbx, e: crate::media::MediaError| {
-            pbx.media.close_room(room);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("Service Unavailable ({e})"),
-            )
-        };
-        let a_spec = match &preview {
+        let room = self
+            .media
+            .create_room(rate, 4)
+            .map_err(Refusal::unavailable)?;
+        let legs = self.attach_call_legs(room, &caps, preview.as_ref(), offer.as_ref());
+        if legs.is_err() {
+            self.media.close_room(room);
+        }
+        legs
+    }
+
+    fn attach_call_legs(
+        &mut self,
+        room: MediaRoomId,
+        caps: &palaver_sdp::LocalCapabilities,
+        preview: Option<&palaver_sdp::Negotiated>,
+        offer: Option<&Session>,
+    ) -> Result<CallMedia, Refusal> {
+        let ip = self.config.media_ip;
+        let a_spec = match preview {
             Some(n) => spec_from(n, true, true),
             None => placeholder_spec(true, true),
         };
         let (a, a_local) = self
             .media
             .add_participant(room, a_spec)
-            .map_err(|e| fail(self, e))?;
+            .map_err(Refusal::unavailable)?;
         let (b, b_local) = self
             .media
             .add_participant(room, placeholder_spec(true, true))
-            .map_err(|e| fail(self, e))?;
-        let a_rtp = advertised(a_local, ip);
-        let b_rtp = advertised(b_local, ip);
-        let mut a_sdp = SdpSession::new(caps.clone(), self.new_session_id(), a_rtp);
-        let mut b_sdp = SdpSession::new(caps, self.new_session_id(), b_rtp);
-        let (a_body, a_waiting) = match &offer {
-            Some(o) => {
-                let ans = a_sdp.handle_offer(o).map_err(|e| {
-                    self.media.close_room(room);
-                    (
-                        StatusCode::NOT_ACCEPTABLE_HERE,
-                        format!("Not Acceptable Here ({e})"),
-                    )
-                })?;
-                (Bytes::from(ans.session.to_string()), false)
-            }
-            None => (Bytes::from(a_sdp.create_offer().to_string()), true),
+            .map_err(Refusal::unavailable)?;
+        let mut a_sdp =
+            SdpSession::new(caps.clone(), self.new_session_id(), advertised(a_local, ip));
+        let mut b_sdp =
+            SdpSession::new(caps.clone(), self.new_session_id(), advertised(b_local, ip));
+        let (a_body, a_waiting) = match answer_or_offer(&mut a_sdp, offer)? {
+            LegBody::Answer { body, .. } => (body, false),
+            LegBody::Offer { body } => (body, true),
         };
         let b_offer = b_sdp.create_offer();
         Ok(CallMedia {
@@ -744,15 +715,7 @@ impl Pbx {
         self.layer
             .send_stateless(bpeer, palaver_sip::Message::Request(ack));
         // B's answer to our offer decides B's codec and address.
-        let negotiated = Session::parse(&resp.body)
-            .map_err(|e| e.to_string())
-            .and_then(|ans| {
-                call.media
-                    .b_sdp
-                    .handle_answer(&ans)
-                    .cloned()
-                    .map_err(|e| e.to_string())
-            });
+        let negotiated = take_answer(&mut call.media.b_sdp, &resp.body);
         let negotiated = match negotiated {
             Ok(n) => n,
             Err(why) => {
@@ -969,15 +932,7 @@ impl Pbx {
         let (pid, idx) = call.media.leg(side);
         if std::mem::take(&mut call.media.awaiting_ack_answer[idx]) {
             let room = call.media.room;
-            let negotiated = Session::parse(&req.body)
-                .map_err(|e| e.to_string())
-                .and_then(|a| {
-                    call.media
-                        .sdp(side)
-                        .handle_answer(&a)
-                        .cloned()
-                        .map_err(|e| e.to_string())
-                });
+            let negotiated = take_answer(call.media.sdp(side), &req.body);
             match negotiated {
                 Ok(n) => {
                     for cmd in update_commands(pid, &n) {
@@ -1098,50 +1053,30 @@ impl Pbx {
         let (pid, idx) = call.media.leg(side);
         let (other, _) = call.media.leg(side.other());
         let room = call.media.room;
+        let body = offer_in(&req).and_then(|o| answer_or_offer(call.media.sdp(side), o.as_ref()));
         let mut ok = Response::for_request(&req, StatusCode::OK);
         ok.headers.push(HeaderName::Contact, format!("<{contact}>"));
-        if req.body.is_empty() {
+        match body {
+            Err(r) => {
+                self.refuse(now, key, &req, r);
+                return;
+            }
             // Delayed offer: ours goes in the 200, the answer in the ACK.
-            let offer = call.media.sdp(side).create_offer();
-            call.media.awaiting_ack_answer[idx] = true;
-            ok.set_body("application/sdp", offer.to_string().into_bytes());
-            self.respond(now, key, ok);
-            return;
-        }
-        let offer = match Session::parse(&req.body) {
-            Ok(o) => o,
-            Err(e) => {
-                self.reply(
-                    now,
-                    key,
-                    &req,
-                    StatusCode::BAD_REQUEST,
-                    Some(&format!("Bad Request (malformed SDP: {e})")),
-                );
-                return;
+            Ok(LegBody::Offer { body }) => {
+                call.media.awaiting_ack_answer[idx] = true;
+                ok.set_body("application/sdp", body);
             }
-        };
-        let answer = match call.media.sdp(side).handle_offer(&offer) {
-            Ok(a) => a,
-            Err(e) => {
-                self.reply(
-                    now,
-                    key,
-                    &req,
-                    StatusCode::NOT_ACCEPTABLE_HERE,
-                    Some(&format!("Not Acceptable Here ({e})")),
-                );
-                return;
+            Ok(LegBody::Answer { body, negotiated }) => {
+                let holding = !negotiated.remote_direction.can_send();
+                for cmd in update_commands(pid, &negotiated) {
+                    self.media.command(room, cmd);
+                }
+                self.media
+                    .music_on_hold(room, other, if holding { moh.as_deref() } else { None });
+                info!(call = ck.0, side = ?side, holding, "re-INVITE answered");
+                ok.set_body("application/sdp", body);
             }
-        };
-        let holding = !answer.negotiated.remote_direction.can_send();
-        for cmd in update_commands(pid, &answer.negotiated) {
-            self.media.command(room, cmd);
         }
-        self.media
-            .music_on_hold(room, other, if holding { moh.as_deref() } else { None });
-        info!(call = ck.0, side = ?side, holding, "re-INVITE answered");
-        ok.set_body("application/sdp", answer.session.to_string().into_bytes());
         self.respond(now, key, ok);
     }
 

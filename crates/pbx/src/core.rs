@@ -434,6 +434,17 @@ impl Pbx {
         }
     }
 
+    /// Refuses a request for a reason about its media.
+    pub(crate) fn refuse(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        req: &Request,
+        r: crate::media::Refusal,
+    ) {
+        self.reply(now, key, req, r.status, Some(&r.reason));
+    }
+
     /// A response with a To tag (so it can be matched by the client).
     pub(crate) fn reply(
         &mut self,

@@ -147,3 +147,104 @@ pub fn advertised(local: SocketAddr, ip: IpAddr) -> SocketAddr {
         local
     }
 }
+
+/// Why a request about media is refused: the status and the reason phrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: palaver_sip::StatusCode,
+    pub(crate) reason: String,
+}
+
+impl Refusal {
+    pub(crate) fn bad_sdp(e: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            status: palaver_sip::StatusCode::BAD_REQUEST,
+            reason: format!("Bad Request (malformed SDP: {e})"),
+        }
+    }
+    pub(crate) fn not_acceptable(e: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            status: palaver_sip::StatusCode::NOT_ACCEPTABLE_HERE,
+            reason: format!("Not Acceptable Here ({e})"),
+        }
+    }
+    pub(crate) fn unavailable(e: impl std::fmt::Display) -> Refusal {
+        Refusal {
+            status: palaver_sip::StatusCode::SERVICE_UNAVAILABLE,
+            reason: format!("Service Unavailable ({e})"),
+        }
+    }
+}
+
+/// The SDP offer a request carries, if it carries one.
+pub(crate) fn offer_in(
+    req: &palaver_sip::Request,
+) -> Result<Option<palaver_sdp::Session>, Refusal> {
+    if req.body.is_empty() {
+        return Ok(None);
+    }
+    palaver_sdp::Session::parse(&req.body)
+        .map(Some)
+        .map_err(Refusal::bad_sdp)
+}
+
+/// What we would agree to `offer`, touching no state: it picks a room's rate
+/// before any socket is bound.
+pub(crate) fn preview(
+    offer: &palaver_sdp::Session,
+    caps: &palaver_sdp::LocalCapabilities,
+    ip: IpAddr,
+) -> Result<Negotiated, Refusal> {
+    let origin = palaver_sdp::Origin::new(1, 1, ip);
+    let placeholder = SocketAddr::new(ip, 9);
+    palaver_sdp::answer(
+        offer,
+        caps,
+        &origin,
+        placeholder,
+        palaver_sdp::Direction::SendRecv,
+    )
+    .map(|a| a.negotiated)
+    .map_err(Refusal::not_acceptable)
+}
+
+/// The body of our 2xx on a leg: our answer to the peer's offer, or — when
+/// the request carried none — our own offer, whose answer comes in the ACK.
+pub(crate) enum LegBody {
+    Answer {
+        body: bytes::Bytes,
+        negotiated: Negotiated,
+    },
+    Offer {
+        body: bytes::Bytes,
+    },
+}
+
+pub(crate) fn answer_or_offer(
+    sdp: &mut palaver_sdp::SdpSession,
+    offer: Option<&palaver_sdp::Session>,
+) -> Result<LegBody, Refusal> {
+    match offer {
+        Some(o) => {
+            let a = sdp.handle_offer(o).map_err(Refusal::not_acceptable)?;
+            Ok(LegBody::Answer {
+                body: bytes::Bytes::from(a.session.to_string()),
+                negotiated: a.negotiated,
+            })
+        }
+        None => Ok(LegBody::Offer {
+            body: bytes::Bytes::from(sdp.create_offer().to_string()),
+        }),
+    }
+}
+
+/// The peer's answer (in a 2xx or an ACK) to an offer of ours on a leg.
+pub(crate) fn take_answer(
+    sdp: &mut palaver_sdp::SdpSession,
+    body: &[u8],
+) -> Result<Negotiated, String> {
+    let answer = palaver_sdp::Session::parse(body).map_err(|e| e.to_string())?;
+    sdp.handle_answer(&answer)
+        .cloned()
+        .map_err(|e| e.to_string())
+}
