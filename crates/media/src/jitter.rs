@@ -37,7 +37,10 @@
 //! clean network slack never leaves its band, so once settled nothing is
 //! inserted or dropped and the delay stays at the floor. A talk-spurt
 //! restart after silence suppression is the same stall rule: playout
-//! re-buffers to `target` before resuming.
+//! re-buffers to `target` before resuming. When the frames it waited for
+//! were not paused but late (a stall at the sender or on the path), their
+//! time was already concealed: the restart skips them (counted `late`), so
+//! the delay is where it was rather than raised by the stall.
 //!
 //! Not here: sequence-number extension (the caller passes extended numbers
 //! from [`crate::rtp::ReceiveStats`]), decoding and concealment.
@@ -567,7 +570,7 @@ impl JitterBuffer {
         }
         let next = self.slot(p).map(|s| s.ts);
         let due_ts = next.unwrap_or(self.play_ts);
-        let slack = now_u - (due_ts + self.base);
+        let mut slack = now_u - (due_ts + self.base);
 
         if !self.started {
             if next.is_none() || slack < self.target {
@@ -580,6 +583,30 @@ impl JitterBuffer {
                     };
                 }
                 return Playout::Idle;
+            }
+            if self.ever_started {
+                // Resuming after an underrun. If the frames waited for came
+                // late (a stall on the path or at the sender), their time
+                // has passed and was concealed: skip them, so the delay
+                // stays where it was instead of everything playing late and
+                // being shrunk back a frame at a time later. After a pause
+                // in sending (silence suppression) the first frame is on
+                // time and nothing is skipped.
+                let mut ts = due_ts;
+                while slack >= self.target + self.frame_ts {
+                    let Some(next_ts) = self.slot(p + 1).map(|s| s.ts) else {
+                        break;
+                    };
+                    if next_ts <= ts {
+                        break;
+                    }
+                    self.clear(p);
+                    self.stats.late += 1;
+                    slack -= next_ts - ts;
+                    ts = next_ts;
+                    p += 1;
+                }
+                self.play_seq = Some(p);
             }
             self.started = true;
             self.ever_started = true;
@@ -916,9 +943,43 @@ mod tests {
                 played.push(seq);
             }
         }
-        assert_eq!(played, (0..20).filter(|&s| s != 5).collect::<Vec<_>>());
-        assert_eq!(b.stats().lost, 1);
-        assert_eq!(b.stats().resyncs, 0);
+        // 5 is lost once; 6.. resume in order. Those whose time passed
+        // while the buffer waited (already concealed) are skipped as late
+        // rather than played late (which would shift the delay for good).
+        assert_eq!(&played[..5], &[0, 1, 2, 3, 4]);
+        let resumed = &played[5..];
+        assert!(resumed.windows(2).all(|w| w[1] == w[0] + 1), "{played:?}");
+        assert_eq!(*resumed.last().unwrap(), 19);
+        let st = b.stats();
+        assert_eq!(st.lost, 1);
+        assert_eq!(st.late, resumed[0] - 6, "{st:?}");
+        assert!(resumed[0] <= 9, "{played:?}");
+        assert_eq!(st.resyncs, 0);
+    }
+
+    #[test]
+    fn a_late_burst_after_an_underrun_keeps_the_delay() {
+        // A sender stall: the phone sends nothing for 100 ms, then the
+        // backlog (packets 100..=104) together with 105. The buffer
+        // underruns, conceals, and on resuming skips what is already past
+        // its time: afterwards every frame plays at the same delay as
+        // before, and nothing is shrunk later.
+        let arr = |i: u64| {
+            Some(if (100..=104).contains(&i) {
+                20 * MS * 105 + 2 * MS
+            } else {
+                20 * MS * i as u32 + 2 * MS
+            })
+        };
+        let (out, b, delays) = run(400, arr, 9 * MS, 390);
+        let st = b.stats();
+        assert_eq!(st.shrinks + st.stalls, 0, "{st:?}");
+        assert_eq!(b.target_delay(), 20 * MS);
+        assert!(st.late >= 3 && st.late <= 5, "{st:?}");
+        // Same delay before the stall and after it.
+        let first = delays[10];
+        assert!(delays[300..].iter().all(|d| *d == first), "{first:?}");
+        assert!(out.iter().rev().take(200).all(Option::is_some));
     }
 
     proptest::proptest! {
