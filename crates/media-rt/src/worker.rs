@@ -237,7 +237,7 @@ impl Worker {
                 break;
             }
             // Every tick due now, each at its nominal time (a late wake-up
-            // runs the ones it missed; see `tick`).
+            // runs the ones it missed; see the `tick` module).
             let skipped = clock.skipped();
             while let Some(due) = clock.due(Instant::now()) {
                 let started = Instant::now();

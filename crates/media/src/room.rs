@@ -26,7 +26,10 @@
 //! `handle_tick` the tick's nominal time. A runtime that wakes late reads
 //! what piled up, then runs each missed tick at its own time and drains
 //! between them; the jitter buffers then see no jitter the network did not
-//! have. Arrivals may be slightly earlier than the last tick's `now`.
+//! have. So the two clocks interleave loosely: an arrival may be earlier
+//! than the last tick's `now`, and a catch-up tick's `now` earlier than
+//! arrivals already handled. Nothing here assumes otherwise (durations
+//! between them saturate).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
