@@ -516,7 +516,52 @@ async fn store_writer(
     // recording's row exists before it is finished or linked).
     let mut recordings: HashMap<(palaver_store::RoomId, u64), palaver_store::RecordingId> =
         HashMap::new();
-    while let Some(w) = rx.recv().await {
+    // Call records are written in batches: a busy PBX ends hundreds of calls
+    // a second, and one commit (one fsync) each would make the disk the
+    // bottleneck. Other writes keep their order relative to the batch.
+    let mut cdrs: Vec<palaver_store::NewCdr> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut writes = vec![first];
+        while writes.len() < 1024 {
+            match rx.try_recv() {
+                Ok(w) => writes.push(w),
+                Err(_) => break,
+            }
+        }
+        for w in writes {
+            if let StoreWrite::Op(StoreOp::InsertCdr(c)) = w {
+                cdrs.push(c);
+                continue;
+            }
+            flush_cdrs(&store, &mut cdrs).await;
+            apply_write(&store, w, &mut recordings, &public_url).await;
+        }
+        flush_cdrs(&store, &mut cdrs).await;
+    }
+}
+
+async fn flush_cdrs(store: &Store, cdrs: &mut Vec<palaver_store::NewCdr>) {
+    if cdrs.is_empty() {
+        return;
+    }
+    match store.insert_cdrs(cdrs).await {
+        Ok((_, 0)) => {}
+        Ok((_, skipped)) => warn!(
+            skipped,
+            "call records with inconsistent times were not stored"
+        ),
+        Err(e) => warn!(error = %e, records = cdrs.len(), "storing call records failed"),
+    }
+    cdrs.clear();
+}
+
+async fn apply_write(
+    store: &Store,
+    w: StoreWrite,
+    recordings: &mut HashMap<(palaver_store::RoomId, u64), palaver_store::RecordingId>,
+    public_url: &str,
+) {
+    {
         match w {
             StoreWrite::Op(op) => {
                 let res = match &op {

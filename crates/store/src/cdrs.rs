@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 use crate::ids::CdrId;
-use crate::store::{Store, on_pool};
+use crate::store::{Store, in_transaction, on_pool};
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -191,6 +191,48 @@ impl Store {
             call: cdr.clone(),
             duration_ms,
         })
+    }
+
+    /// Appends many call records in one transaction (one commit, one fsync):
+    /// what a busy PBX does with the records of the calls that ended since
+    /// its last write. Records with times out of order are skipped and
+    /// counted in the returned `(inserted, skipped)`.
+    pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(usize, usize)> {
+        let valid: Vec<&NewCdr> = cdrs
+            .iter()
+            .filter(|c| {
+                c.ended_at >= c.started_at
+                    && c.answered_at
+                        .is_none_or(|a| (c.started_at..=c.ended_at).contains(&a))
+            })
+            .collect();
+        if valid.is_empty() {
+            return Ok((0, cdrs.len()));
+        }
+        in_transaction!(self, |tx| {
+            for cdr in &valid {
+                let duration_ms = cdr.answered_at.map_or(0, |a| cdr.ended_at - a);
+                sqlx::query(
+                    "INSERT INTO cdrs (call_id, from_uri, to_uri, caller, callee, destination_kind, \
+                     started_at, answered_at, ended_at, disposition, duration_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&cdr.call_id)
+                .bind(&cdr.from_uri)
+                .bind(&cdr.to_uri)
+                .bind(&cdr.caller)
+                .bind(&cdr.callee)
+                .bind(&cdr.destination_kind)
+                .bind(cdr.started_at)
+                .bind(cdr.answered_at)
+                .bind(cdr.ended_at)
+                .bind(cdr.disposition.as_str())
+                .bind(duration_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        Ok((valid.len(), cdrs.len() - valid.len()))
     }
 
     /// Call records, newest first, at most `limit`; pass the last id of a

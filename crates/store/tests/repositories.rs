@@ -1231,6 +1231,25 @@ async fn cdrs(db: &TestDb) {
     );
     assert_eq!(s.cdrs(10, Some(ids[0])).await.unwrap(), vec![]);
 
+    // A batch: one commit; a record with its times out of order is skipped.
+    let batch = vec![
+        call(10, Some(10_100), Disposition::Answered),
+        NewCdr {
+            ended_at: -1,
+            ..call(11, None, Disposition::Failed)
+        },
+        call(12, None, Disposition::Busy),
+    ];
+    assert_eq!(s.insert_cdrs(&batch).await.unwrap(), (2, 1));
+    let newest = s.cdrs(2, None).await.unwrap();
+    assert_eq!(newest[0].call, call(12, None, Disposition::Busy));
+    assert_eq!(
+        newest[1].call,
+        call(10, Some(10_100), Disposition::Answered)
+    );
+    assert_eq!(newest[1].duration_ms, 800);
+    assert_eq!(s.insert_cdrs(&[]).await.unwrap(), (0, 0));
+
     assert_invalid(
         s.insert_cdr(&NewCdr {
             ended_at: -1,
