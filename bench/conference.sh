@@ -116,10 +116,7 @@ SERVER_PID="" REFL_PID=""
 cleanup() {
   # Only the processes this script started, by pid.
   [ -n "$REFL_PID" ] && kill "$REFL_PID" 2>/dev/null || true
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  type stop_server >/dev/null 2>&1 && stop_server
   if [ "$KEEP" = 1 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -128,28 +125,71 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 ADMIN_PW=bench-$RANDOM$RANDOM
-log "starting the server (work directory $W)"
-# `env` and `nice` exec, so $! is the server's own pid (what /proc is read for).
-env PALAVER_ADMIN_PASSWORD="$ADMIN_PW" ${NICE:+nice -n "$NICE"} "$BIN/palaver" serve --demo \
-  --demo-password PW --data-dir "$W/data" --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --rtp-ports "$RTP_PORTS" --ready-file "$W/ready.json" >"$W/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 300); do
-  [ -s "$W/ready.json" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$W/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$W/ready.json" ] || { echo "server not ready after 30 s" >&2; exit 1; }
-HTTP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$W/ready.json")
-READY_PID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$W/ready.json")
-[ "$READY_PID" = "$SERVER_PID" ] || { echo "server pid $READY_PID is not the one started ($SERVER_PID)" >&2; exit 1; }
-
 MROOMS=${MULTI%x*} MSIZE=${MULTI#*x}
-log "creating benchmark rooms: 7000 (max 1000) and $MROOMS rooms of $MSIZE"
-python3 crates/loadgen/scripts/bench_rooms.py --http "$HTTP" --password "$ADMIN_PW" \
-  --big 7000 --small-base 7100 --small-count "$MROOMS" --small-size "$MSIZE" >"$W/rooms.txt"
-sleep 1
-IDLE_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
+HZ=$(getconf CLK_TCK)
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill "$SERVER_PID" 2>/dev/null || true
+  # A graceful shutdown that does not finish in 15 s is reported and cut short.
+  for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "server $SERVER_PID did not exit 15 s after SIGTERM: killed" >&2
+    echo "{\"step\": \"$STEP\"}" >>"$R/shutdown-hung.jsonl"
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# Every step gets a server of its own, started afresh with the benchmark
+# rooms: what one step leaves behind cannot weigh on the next.
+start_server() {
+  stop_server
+  rm -rf "$W/data" "$W/ready.json"
+  # `env` and `nice` exec, so $! is the server's own pid (what /proc is read for).
+  env PALAVER_ADMIN_PASSWORD="$ADMIN_PW" ${NICE:+nice -n "$NICE"} "$BIN/palaver" serve --demo \
+    --demo-password PW --data-dir "$W/data" --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --rtp-ports "$RTP_PORTS" --ready-file "$W/ready.json" >>"$W/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    [ -s "$W/ready.json" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$W/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -s "$W/ready.json" ] || { echo "server not ready after 30 s" >&2; exit 1; }
+  HTTP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$W/ready.json")
+  READY_PID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$W/ready.json")
+  [ "$READY_PID" = "$SERVER_PID" ] || { echo "server pid $READY_PID is not the one started ($SERVER_PID)" >&2; exit 1; }
+  python3 crates/loadgen/scripts/bench_rooms.py --http "$HTTP" --password "$ADMIN_PW" \
+    --big 7000 --small-base 7100 --small-count "$MROOMS" --small-size "$MSIZE" >"$W/rooms.txt"
+  sleep 1
+  IDLE_KIB=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
+}
+
+# What a step left behind once its calls ended: the server's sockets and
+# its CPU over 5 idle seconds (a leak shows as sockets and CPU that stay).
+leftover() {
+  local name=$1
+  [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || return 0
+  sleep 3
+  local socks t0 t1
+  socks=$(find "/proc/$SERVER_PID/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+  t0=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+  sleep 5
+  t1=$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")
+  python3 - "$R/after-$name.json" "$socks" "$t0" "$t1" "$HZ" "$IDLE_KIB" "$SERVER_PID" <<'EOF'
+import json, sys
+out, socks, t0, t1, hz, idle, pid = sys.argv[1:]
+rss = int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")))
+json.dump({"sockets": int(socks), "idle_cpu_percent": 100 * (float(t1) - float(t0)) / float(hz) / 5,
+           "rss_kib": rss, "idle_rss_kib": int(idle)}, open(out, "w"))
+EOF
+}
+
+STEP=setup
+start_server
+log "server idle with the benchmark rooms: $IDLE_KIB KiB (work directory $W)"
 
 python3 - "$R/meta.json" <<EOF
 import json, os, platform, subprocess, sys, time
@@ -174,21 +214,26 @@ log "single room ramp: $STEPS"
 for n in $STEPS; do
   secs=$STEP_S
   [ "$n" -ge 1000 ] && secs=$BIG_S
+  STEP=room-$n
   log "1 room x $n participants, ${secs}s window"
+  start_server
   quiet
   lg --participants "$n" --rooms 7000 --rate "$JOIN_RATE" --settle 6 --duration "$secs" \
      --json "$R/room-$n.json" >&2 || echo "step $n failed" >&2
-  sleep 2
+  leftover "room-$n"
 done
 
 if [ "$SKIP_MULTI" = 0 ]; then
   n=$((MROOMS * MSIZE))
+  STEP=multi
   log "$MROOMS rooms x $MSIZE = $n participants, ${MULTI_S}s window"
+  start_server
   quiet
   lg --participants "$n" --rooms "7100-$((7100 + MROOMS - 1))" --rate "$JOIN_RATE" --settle 6 \
      --duration "$MULTI_S" --json "$R/multi.json" >&2 || echo "multi-room step failed" >&2
-  sleep 2
+  leftover multi
 fi
+stop_server
 
 if [ "$SKIP_REFL" = 0 ]; then
   # The same N as the target rows: the largest single-room step and the
@@ -216,24 +261,6 @@ if [ "$SKIP_REFL" = 0 ]; then
   done
 fi
 
-if [ "$SKIP_RATES" = 0 ]; then
-  jn=1000 cn=21000 crate=2100 jrate=500
-  [ "$QUICK" = 1 ] && jn=100 cn=500
-  log "join rate: $jn participants into one room at $jrate/s"
-  lg --mode join-rate --rooms 7000 --participants "$jn" --rate "$jrate" --settle 4 --duration 5 \
-     --json "$R/join-rate.json" >&2 || echo "join-rate run failed" >&2
-  sleep 2
-  log "call rate: $cn calls to 900 at $crate/s"
-  lg --mode call-rate --number 900 --calls "$cn" --rate "$crate" --json "$R/call-rate.json" >&2 \
-     || echo "call-rate run failed" >&2
-  python3 - "$R/meta.json" "$jrate" "$crate" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1])); m["join_rate"] = float(sys.argv[2]); m["call_rate"] = float(sys.argv[3])
-json.dump(m, open(sys.argv[1], "w"), indent=1)
-EOF
-  sleep 2
-fi
-
 if [ "$SKIP_PESQ" = 0 ]; then
   log "speech quality (PESQ), 1 and 3 talkers"
   S=$W/speech
@@ -251,6 +278,8 @@ if [ "$SKIP_PESQ" = 0 ]; then
     sox "$S/raw$i.wav" -r 8000 -c 1 -b 16 "$S/talker$i.wav" norm -14
   done
   for t in 1 3; do
+    STEP=quality-$t
+    start_server
     speech=()
     for k in $(seq 1 "$t"); do speech+=(--speech "$S/talker$k.wav"); done
     lg --mode quality --rooms 7000 --participants $((t + 1)) "${speech[@]}" --settle 6 \
@@ -258,16 +287,46 @@ if [ "$SKIP_PESQ" = 0 ]; then
     python3 crates/loadgen/scripts/pesq_score.py "$W/quality-$t" >"$R/pesq-$t.json" \
       || echo "pesq failed" >&2
     cat "$R/pesq-$t.json" >&2 || true
-    sleep 2
   done
+  stop_server
 fi
 
 if [ "$SKIP_SIPP" = 0 ]; then
-  log "external confirmation with SIPp (bench/sipp-ramp.sh against the same server)"
-  sipp_args=(--no-build --ready "$W/ready.json" --room 7000 --out "$R")
+  # SIPp starts its own fresh servers (one per step) from the same binary.
+  log "external confirmation with SIPp (bench/sipp-ramp.sh)"
+  sipp_args=(--no-build --out "$R" --skip-call-rate)
   [ "$QUICK" = 1 ] && sipp_args+=(--quick)
-  [ "$SKIP_RATES" = 1 ] && sipp_args+=(--skip-call-rate)
   "$ROOT/bench/sipp-ramp.sh" "${sipp_args[@]}" >&2 || echo "SIPp ramp failed" >&2
+fi
+
+# The rate tests come last: past its capacity the server is overloaded,
+# and each runs on a fresh server.
+if [ "$SKIP_RATES" = 0 ]; then
+  jn=1000 cn=21000 crate=2100 jrate=500
+  [ "$QUICK" = 1 ] && jn=100 cn=500
+  STEP=join-rate
+  log "join rate: $jn participants into one room at $jrate/s"
+  start_server
+  lg --mode join-rate --rooms 7000 --participants "$jn" --rate "$jrate" --settle 4 --duration 5 \
+     --json "$R/join-rate.json" >&2 || echo "join-rate run failed" >&2
+  leftover join-rate
+  STEP=call-rate
+  log "call rate: $cn calls to 900 at $crate/s"
+  start_server
+  lg --mode call-rate --number 900 --calls "$cn" --rate "$crate" --json "$R/call-rate.json" >&2 \
+     || echo "call-rate run failed" >&2
+  leftover call-rate
+  stop_server
+  python3 - "$R/meta.json" "$jrate" "$crate" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1])); m["join_rate"] = float(sys.argv[2]); m["call_rate"] = float(sys.argv[3])
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+  if [ "$SKIP_SIPP" = 0 ]; then
+    sipp_args=(--no-build --out "$R" --steps "")
+    [ "$QUICK" = 1 ] && sipp_args+=(--quick --calls 500)
+    "$ROOT/bench/sipp-ramp.sh" "${sipp_args[@]}" >&2 || echo "SIPp call rate failed" >&2
+  fi
 fi
 
 TABLE=$W/whole-system.md

@@ -18,7 +18,8 @@
 #   --calls N            calls to 900 [21000]
 #   --skip-call-rate     only the ramp
 #   --ready FILE         use an already running server (its --ready-file) and
-#                        room number from --room instead of starting one
+#                        room number from --room instead of starting a fresh
+#                        one for each step
 #   --room N             the room to fill [7000, created here]
 #   --out DIR            write sipp-ramp.json and sipp-call-rate.json there
 #   --no-build
@@ -64,35 +65,53 @@ done
 W=$(mktemp -d /tmp/palaver-sipp.XXXXXX)
 [ -n "$OUT" ] || OUT=$W/results
 mkdir -p "$OUT"
-SERVER_PID="" SIPP_PID=""
+SERVER_PID="" SIPP_PID="" EXTERNAL=0
+[ -n "$READY" ] && EXTERNAL=1
+
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "server $SERVER_PID did not exit 15 s after SIGTERM: killed" >&2
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# A fresh server (with the room) for each step, unless --ready named one.
+start_server() {
+  if [ "$EXTERNAL" = 1 ]; then
+    read -r SIP PID HTTP < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["sip_udp"], r["pid"], r["http"])' "$READY")
+    return 0
+  fi
+  stop_server
+  rm -rf "$W/data" "$W/ready.json"
+  local admin_pw=bench-$RANDOM$RANDOM
+  env PALAVER_ADMIN_PASSWORD="$admin_pw" "$ROOT/target/release/palaver" serve --demo --demo-password PW \
+    --data-dir "$W/data" --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --rtp-ports 20000-29999 --ready-file "$W/ready.json" >>"$W/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do [ -s "$W/ready.json" ] && break; sleep 0.1; done
+  [ -s "$W/ready.json" ] || { tail -20 "$W/server.log" >&2; exit 1; }
+  read -r SIP PID HTTP < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["sip_udp"], r["pid"], r["http"])' "$W/ready.json")
+  python3 crates/loadgen/scripts/bench_rooms.py --http "$HTTP" --password "$admin_pw" --big "$ROOM" >/dev/null
+}
+
 cleanup() {
   [ -n "$SIPP_PID" ] && kill "$SIPP_PID" 2>/dev/null || true
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  stop_server
   rm -rf "$W/data"
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-if [ -z "$READY" ]; then
-  if [ "$BUILD" = 1 ]; then
-    log "building the server"
-    cargo build --release -p palaver >&2
-  fi
-  ADMIN_PW=bench-$RANDOM$RANDOM
-  env PALAVER_ADMIN_PASSWORD="$ADMIN_PW" "$ROOT/target/release/palaver" serve --demo --demo-password PW \
-    --data-dir "$W/data" --sip-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-    --rtp-ports 20000-29999 --ready-file "$W/ready.json" >"$W/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 300); do [ -s "$W/ready.json" ] && break; sleep 0.1; done
-  [ -s "$W/ready.json" ] || { cat "$W/server.log" >&2; exit 1; }
-  READY=$W/ready.json
-  HTTP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"])' "$READY")
-  ROOM=${ROOM:-7000}
-  python3 crates/loadgen/scripts/bench_rooms.py --http "$HTTP" --password "$ADMIN_PW" --big "$ROOM" >/dev/null
+if [ "$EXTERNAL" = 0 ] && [ "$BUILD" = 1 ]; then
+  log "building the server"
+  cargo build --release -p palaver >&2
 fi
 ROOM=${ROOM:-7000}
-read -r SIP PID HTTP < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["sip_udp"], r["pid"], r["http"])' "$READY")
-SIP_PORT=${SIP##*:}
 
 # A µ-law speech WAV that rtp_stream loops.
 espeak-ng -v en-us -s 150 -w "$W/raw.wav" "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. It is easy to tell the depth of a well."
@@ -177,6 +196,7 @@ for n in $STEPS; do
   settle=8
   hold_ms=$(( (join_s + settle + WINDOW + 5) * 1000 ))
   log "SIPp: $n callers in room $ROOM, measuring ${WINDOW}s after ${join_s}s of joins and ${settle}s to settle"
+  start_server
   port=$(free_port)
   sipp -sf "$W/ramp.xml" "$SIP" -s "$ROOM" -i 127.0.0.1 -p "$port" -mi 127.0.0.1 \
     -d "$hold_ms" -r "$RATE" -l "$n" -m "$n" -buff_size 4194304 -nostdin \
@@ -221,6 +241,7 @@ EOF
   fi
   sleep 3
 done
+if [ -n "$STEPS" ]; then
 python3 - "$STEPS_JSON" "$OUT/sipp-ramp.json" <<'EOF'
 import json, sys
 steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -228,6 +249,7 @@ sustained = [s["n"] for s in steps if s["sustained"]]
 json.dump({"steps": steps, "largest_sustained": max(sustained) if sustained else 0}, open(sys.argv[2], "w"), indent=1)
 print(json.dumps({"largest_sustained": max(sustained) if sustained else 0}))
 EOF
+fi
 
 if [ "$SKIP_CR" = 0 ]; then
   log "SIPp: $CALLS calls to 900 at $CALL_RATE/s (answer, 1 s of tone, server hangs up)"
@@ -282,6 +304,7 @@ if [ "$SKIP_CR" = 0 ]; then
   ]]></send>
 </scenario>
 EOF
+  start_server
   port=$(free_port)
   mport=$(free_port)
   t0=$(cpu_ticks "$PID"); w0=$(date +%s.%N)

@@ -39,7 +39,7 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
-def server_row(label, r, idle_kib):
+def server_row(label, r, idle_kib, after=None):
     s = r.get("server") or {}
     m = r["media"]
     n = r["participants"]
@@ -74,6 +74,8 @@ def server_row(label, r, idle_kib):
         "lg_late": m.get("send_lateness_max_ms"),
         "window": r["window_s"],
         "others": (r.get("machine") or {}).get("others_percent"),
+        "left_sockets": (after or {}).get("sockets"),
+        "left_cpu": (after or {}).get("idle_cpu_percent"),
     }
 
 
@@ -107,22 +109,41 @@ def main():
         if r:
             ramp.append(r)
     ramp.sort(key=lambda r: r["participants"])
-    rows = [server_row(f"1 room × {r['participants']}", r, idle) for r in ramp]
+    def idle_of(name):
+        a = load(os.path.join(d, f"after-{name}.json"))
+        return (a.get("idle_rss_kib") if a else None) or idle, a
+
+    rows = []
+    for r in ramp:
+        i, a = idle_of(f"room-{r['participants']}")
+        rows.append(server_row(f"1 room × {r['participants']}", r, i, a))
     multi = load(os.path.join(d, "multi.json"))
     if multi:
-        rows.append(server_row(f"{multi['rooms']} rooms × {multi['participants'] // max(1, multi['rooms'])}", multi, idle))
+        i, a = idle_of("multi")
+        rows.append(server_row(f"{multi['rooms']} rooms × {multi['participants'] // max(1, multi['rooms'])}", multi, i, a))
 
     if rows:
-        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick p50 / p99 / max ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) | Other processes % of a core |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick p50 / p99 / max ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) | Other processes % of a core | Left after the calls ended: sockets / idle CPU % |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             over = r["late_over"]
             over_s = f" ({int(over)})" if over is not None else ""
             p(
                 f"| {r['label']} | {fmt(r['window'], 0)} | {r['answered']} / {r['failed']} | {fmt(r['cpu'])} | {fmt(r['cpu_per_p'], 3)} | {fmt(r['rss_per_p'])} "
                 f"| {fmt(r['tick_p50'], 2)} / {fmt(r['tick_p99'], 2)} / {fmt(r['tick_max'], 2)} | {fmt(r['late_max'], 1)}{over_s} "
-                f"| {fmt(r['loss'], 3)} | {fmt(r['delivered'], 2)} | {fmt(r['delay_p50'])} / {fmt(r['delay_p99'])} ({r['markers']}) | {fmt(r['jitter_p99'], 2)} | {fmt(r['lg_cpu'])} ({fmt(r['lg_late'])}) | {fmt(r['others'], 0)} |"
+                f"| {fmt(r['loss'], 3)} | {fmt(r['delivered'], 2)} | {fmt(r['delay_p50'])} / {fmt(r['delay_p99'])} ({r['markers']}) | {fmt(r['jitter_p99'], 2)} | {fmt(r['lg_cpu'])} ({fmt(r['lg_late'])}) | {fmt(r['others'], 0)} | {r['left_sockets'] if r['left_sockets'] is not None else '–'} / {fmt(r['left_cpu'])} |"
             )
+        p("")
+        p(
+            "Each step runs on a freshly started server (with the benchmark rooms), so one step's "
+            "leftovers cannot weigh on the next; *Left after the calls ended* shows what the step left "
+            "behind 3–8 s after its last BYE (a server holds a handful of sockets when idle)."
+        )
+        hung = os.path.join(d, "shutdown-hung.jsonl")
+        if os.path.exists(hung):
+            steps = [json.loads(l)["step"] for l in open(hung) if l.strip()]
+            p("")
+            p(f"The server did not exit within 15 s of SIGTERM after: {', '.join(steps)} (it was killed).")
         p("")
         p(
             "*Other processes* is the machine's busy time during the window minus the server's and the "
@@ -134,10 +155,9 @@ def main():
         if "summary" in kinds:
             p(
                 "Tick figures come from the server's Prometheus *summaries* (rolling quantiles, no buckets): "
-                "p50/p99/max are the worst values among snapshots taken every 5 s of the window, and the "
+                "p50/p99/max are the worst values among snapshots taken every 30 s of the window, and the "
                 "number of ticks later than 20 ms cannot be counted — only the maximum lateness is known. "
-                "RSS per participant is (RSS at the window's end − idle RSS) / participants, an upper bound "
-                "since the allocator keeps memory from earlier steps."
+                "RSS per participant is (RSS at the window's end − the fresh server's idle RSS) / participants."
             )
             p("")
 

@@ -2,7 +2,7 @@
 //! its mixer timings from the Prometheus `/metrics` page.
 //!
 //! Meet first: [`ServerProbe`] (snapshots at the start and end of the
-//! measured window and every few seconds in between), [`Sample`] and
+//! measured window and every 30 s in between), [`Sample`] and
 //! [`parse_prometheus`] (the text exposition format), and [`Timing`] (a
 //! histogram or summary turned into count, mean, p50, p99, max and the
 //! number of observations above 20 ms for the window).

@@ -47,6 +47,8 @@ use crate::sys::{self, CpuTime, Destination, Epoll, MachineTime, RecvBatch, Send
 use crate::uac::{CallEvent, CallHandle, Failure, Uac, UacConfig};
 
 const MS: Nanos = 1_000_000;
+/// Time between two server snapshots inside the window.
+const PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What kind of run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -949,8 +951,11 @@ fn conference(settings: &Settings) -> Result<Report> {
     }
     let window_end = Instant::now() + settings.window;
     loop {
-        // Snapshots every 5 s keep rolling summaries' maxima honest.
-        let next = (Instant::now() + Duration::from_secs(5)).min(window_end);
+        // Rolling summaries (metrics-exporter-prometheus keeps about 60 s)
+        // need a snapshot every 30 s for their maxima to cover the window;
+        // rarer would miss some, more often would load the server (a
+        // large `/metrics` page costs it real CPU to render).
+        let next = (Instant::now() + PROBE_INTERVAL).min(window_end);
         c.drive(next, start, |_| false)?;
         if Instant::now() >= window_end {
             break;
