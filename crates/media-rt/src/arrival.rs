@@ -2,8 +2,9 @@
 //! `Instant` timeline the media core runs on.
 //!
 //! Meet first: [`enable_stamps`] (asks the kernel to stamp every datagram
-//! a socket receives, `SO_TIMESTAMPNS`), [`recv_stamped`] (reads one
-//! datagram with its stamp through `recvmsg`) and [`ClockAnchor`] (turns a
+//! a socket receives, `SO_TIMESTAMPNS`), [`RecvBatch`] (reads the
+//! datagrams a socket holds with their stamps through `recvmmsg`) and
+//! [`ClockAnchor`] (turns a
 //! `CLOCK_REALTIME` stamp into an `Instant`).
 //!
 //! Why. The jitter buffer learns the network's jitter from arrival times.
@@ -20,7 +21,7 @@
 //! trusted: the caller falls back to the read time, as it does when the
 //! platform gives no stamp at all.
 //!
-//! Not here: batching (one `recvmsg` per datagram), sending.
+//! Not here: sending.
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ pub(crate) struct Datagram {
 }
 
 /// Asks the kernel to stamp the datagrams `socket` receives. Returns
-/// whether it agreed (stamps then come with [`recv_stamped`]).
+/// whether it agreed (stamps then come with [`RecvBatch::recv`]).
 #[cfg(target_os = "linux")]
 pub(crate) fn enable_stamps(socket: &UdpSocket) -> bool {
     use std::os::fd::AsRawFd;
@@ -69,42 +70,161 @@ pub(crate) fn enable_stamps(_socket: &UdpSocket) -> bool {
     false
 }
 
-/// Reads one datagram (non-blocking, as the socket is) with its kernel
-/// receive stamp when the socket has them enabled.
-#[cfg(target_os = "linux")]
-pub(crate) fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sockaddr_storage and msghdr are plain C structs for which
-    // all-zero bytes are a valid value.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // u64 elements keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 8];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: every pointer in `msg` refers to a live local or to `buf`,
-    // with the lengths set above.
-    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+/// Datagrams read per `recvmmsg`: one per 20 ms is usual, a handful after
+/// a stall; more would only cost buffer space.
+pub(crate) const BATCH: usize = 8;
+
+/// Largest datagram kept whole (RTP here is far smaller).
+pub(crate) const DATAGRAM_BYTES: usize = 2048;
+
+/// What one [`RecvBatch::recv`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Read {
+    /// Datagrams now in the batch, `0..datagrams` for [`RecvBatch::get`].
+    pub datagrams: usize,
+    /// The read filled the batch, so the socket may hold more; otherwise
+    /// it was read dry.
+    pub maybe_more: bool,
+}
+
+/// Buffers for reading up to [`BATCH`] datagrams, with their senders and
+/// kernel stamps, in one system call.
+///
+/// Why one call for several: the socket is edge-triggered, so a reader
+/// must learn that it is empty. With `recvmsg` that takes a second call
+/// that fails with `EAGAIN` after every datagram; `recvmmsg` returns fewer
+/// than it was asked for when the queue ran dry, which says the same for
+/// free. That halves the reads per packet on the common path.
+pub(crate) struct RecvBatch {
+    bufs: Box<[[u8; DATAGRAM_BYTES]; BATCH]>,
+    got: [Datagram; BATCH],
+    #[cfg(target_os = "linux")]
+    addrs: [libc::sockaddr_storage; BATCH],
+    // u64 elements keep each control buffer aligned for cmsghdr.
+    #[cfg(target_os = "linux")]
+    controls: [[u64; 8]; BATCH],
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch").finish_non_exhaustive()
     }
-    let from = socket_addr(&addr, msg.msg_namelen).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP address")
-    })?;
+}
+
+impl RecvBatch {
+    pub(crate) fn new() -> Self {
+        let nowhere = Datagram {
+            len: 0,
+            from: SocketAddr::from(([0, 0, 0, 0], 0)),
+            stamp: None,
+        };
+        Self {
+            bufs: Box::new([[0; DATAGRAM_BYTES]; BATCH]),
+            got: [nowhere; BATCH],
+            // SAFETY: sockaddr_storage is a plain C struct for which
+            // all-zero bytes are a valid value.
+            #[cfg(target_os = "linux")]
+            addrs: unsafe { std::mem::zeroed() },
+            #[cfg(target_os = "linux")]
+            controls: [[0; 8]; BATCH],
+        }
+    }
+
+    /// Datagram `i` of the last read, and its bytes.
+    pub(crate) fn get(&self, i: usize) -> (Datagram, &[u8]) {
+        let d = self.got[i];
+        (d, &self.bufs[i][..d.len])
+    }
+
+    /// Reads what the socket holds, up to [`BATCH`] datagrams (non-blocking),
+    /// each with its kernel receive stamp when the socket has them enabled.
+    /// `WouldBlock` means the socket was empty to begin with.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<Read> {
+        use std::os::fd::AsRawFd;
+        let mut iovs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
+            iov_base: self.bufs[i].as_mut_ptr().cast(),
+            iov_len: DATAGRAM_BYTES,
+        });
+        // SAFETY: mmsghdr is a plain C struct for which all-zero bytes are
+        // a valid value.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        for (i, h) in hdrs.iter_mut().enumerate() {
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = std::mem::size_of_val(&self.controls[i]) as _;
+        }
+        // SAFETY: every pointer in `hdrs` refers to a buffer of `self` or
+        // to `iovs`, all alive for the call, with the lengths set above.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut kept = 0;
+        for (i, h) in hdrs.iter().enumerate().take(n) {
+            // A non-IP sender cannot happen on these sockets; skip it.
+            let Some(from) = socket_addr(&self.addrs[i], h.msg_hdr.msg_namelen) else {
+                continue;
+            };
+            let len = (h.msg_len as usize).min(DATAGRAM_BYTES);
+            // SAFETY: the kernel filled `msg_controllen` bytes of this
+            // header's control buffer.
+            let stamp = unsafe { stamp_of(&h.msg_hdr) };
+            if kept != i {
+                let (a, b) = self.bufs.split_at_mut(i);
+                a[kept][..len].copy_from_slice(&b[0][..len]);
+            }
+            self.got[kept] = Datagram { len, from, stamp };
+            kept += 1;
+        }
+        Ok(Read {
+            datagrams: kept,
+            maybe_more: n == BATCH,
+        })
+    }
+
+    /// Elsewhere: one plain read, no stamp.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<Read> {
+        let (len, from) = socket.recv_from(&mut self.bufs[0])?;
+        self.got[0] = Datagram {
+            len,
+            from,
+            stamp: None,
+        };
+        Ok(Read {
+            datagrams: 1,
+            maybe_more: true,
+        })
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` stamp in a received message's control data.
+///
+/// # Safety
+/// `msg.msg_control` must point to `msg.msg_controllen` bytes the kernel
+/// filled.
+#[cfg(target_os = "linux")]
+unsafe fn stamp_of(msg: &libc::msghdr) -> Option<i128> {
     let mut stamp = None;
-    // SAFETY: the kernel filled `msg_controllen` bytes of `control`; the
-    // CMSG_* helpers walk only within them, and each stamp is read
-    // unaligned from inside its header's data.
+    // SAFETY: the CMSG_* helpers walk only within the control data the
+    // caller vouches for, and each stamp is read unaligned from inside its
+    // header's data.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let c = &*cmsg;
             if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS {
@@ -122,25 +242,10 @@ pub(crate) fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Dat
                     stamp = Some(i128::from(sec) * 1_000_000_000 + i128::from(nsec));
                 }
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok(Datagram {
-        len: n as usize,
-        from,
-        stamp,
-    })
-}
-
-/// Elsewhere: a plain read, no stamp.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    let (len, from) = socket.recv_from(buf)?;
-    Ok(Datagram {
-        len,
-        from,
-        stamp: None,
-    })
+    stamp
 }
 
 #[cfg(target_os = "linux")]
@@ -277,12 +382,18 @@ mod tests {
         tx.send_to(b"second", to).unwrap();
         let read_from = Instant::now();
 
-        let mut buf = [0u8; 64];
+        let mut batch = RecvBatch::new();
         let mut anchor = ClockAnchor::now();
         let mut arrivals = Vec::new();
-        for want in [&b"first"[..], b"second"] {
-            let d = recv_stamped(&rx, &mut buf).unwrap();
-            assert_eq!(&buf[..d.len], want);
+        let read = batch.recv(&rx).unwrap();
+        assert_eq!(
+            (read.datagrams, read.maybe_more),
+            (2, false),
+            "both in one read"
+        );
+        for (i, want) in [&b"first"[..], b"second"].into_iter().enumerate() {
+            let (d, bytes) = batch.get(i);
+            assert_eq!(bytes, want);
             assert_eq!(d.from, tx.local_addr().unwrap());
             let stamp = d.stamp.expect("kernel stamp present");
             arrivals.push(anchor.instant_of(stamp).expect("plausible stamp"));
@@ -306,13 +417,41 @@ mod tests {
     fn without_stamps_enabled_there_is_none() {
         let (rx, tx) = pair();
         tx.send_to(b"x", rx.local_addr().unwrap()).unwrap();
-        let mut buf = [0u8; 8];
-        let d = recv_stamped(&rx, &mut buf).unwrap();
-        assert_eq!(d.len, 1);
+        let mut batch = RecvBatch::new();
+        assert_eq!(batch.recv(&rx).unwrap().datagrams, 1);
+        let (d, bytes) = batch.get(0);
+        assert_eq!(bytes, b"x");
         assert_eq!(d.stamp, None);
         // Nothing more: a non-blocking read says so.
-        let e = recv_stamped(&rx, &mut buf).unwrap_err();
+        let e = batch.recv(&rx).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// More than a batch waiting: full batches until a short one, each
+    /// datagram whole and in order.
+    #[test]
+    fn a_backlog_reads_in_batches_until_a_short_one() {
+        let (rx, tx) = pair();
+        let to = rx.local_addr().unwrap();
+        let total = BATCH * 2 + 3;
+        for i in 0..total {
+            tx.send_to(&[i as u8; 100], to).unwrap();
+        }
+        let mut batch = RecvBatch::new();
+        let mut seen = Vec::new();
+        loop {
+            let read = batch.recv(&rx).unwrap();
+            for i in 0..read.datagrams {
+                let (d, bytes) = batch.get(i);
+                assert_eq!(d.len, 100);
+                assert!(bytes.iter().all(|&b| b == bytes[0]));
+                seen.push(bytes[0] as usize);
+            }
+            if !read.maybe_more {
+                break;
+            }
+        }
+        assert_eq!(seen, (0..total).collect::<Vec<_>>());
     }
 
     #[test]

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -117,7 +116,7 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     writer: SyncSender<WriterMsg>,
     returns: Receiver<(RoomId, Vec<i16>)>,
-    recv_buf: Vec<u8>,
+    recv: arrival::RecvBatch,
     send_buf: Vec<u8>,
     metrics: WorkerMetrics,
 }
@@ -200,7 +199,7 @@ impl Worker {
             shared,
             writer,
             returns,
-            recv_buf: vec![0; 2048],
+            recv: arrival::RecvBatch::new(),
             send_buf: vec![0; 2048],
             metrics: WorkerMetrics {
                 tick: metrics::histogram!("palaver_mixer_tick_seconds", "worker" => w.clone()),
@@ -237,9 +236,14 @@ impl Worker {
                 break;
             }
             // Every tick due now, each at its nominal time (a late wake-up
-            // runs the ones it missed; see the `tick` module).
+            // runs the ones it missed; see the `tick` module). Only those
+            // due when this round began: ticks that take longer than 20 ms
+            // would otherwise keep this loop busy for ever, and the packets,
+            // the commands that close rooms and the shutdown would wait
+            // behind them while the load only grows.
             let skipped = clock.skipped();
-            while let Some(due) = clock.due(Instant::now()) {
+            let round = Instant::now();
+            while let Some(due) = clock.due(round) {
                 let started = Instant::now();
                 self.metrics
                     .lateness
@@ -282,36 +286,36 @@ impl Worker {
             let Some(Some(entry)) = self.sockets.get(token) else {
                 return;
             };
-            let d = match arrival::recv_stamped(&entry.socket, &mut self.recv_buf) {
-                Ok(d) => d,
+            let read = match self.recv.recv(&entry.socket) {
+                Ok(r) => r,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // ICMP errors surface here on Linux; nothing to read.
                 Err(_) => return,
             };
-            let (n, from): (usize, SocketAddr) = (d.len, d.from);
             let (room_id, participant, rtcp) = (entry.room, entry.participant, entry.rtcp);
             let Some(room) = self.rooms.get_mut(&room_id) else {
                 return;
             };
-            // When the datagram reached the socket, not when we read it.
-            let now = match d.stamp {
-                Some(stamp) => anchor
-                    .get_or_insert_with(ClockAnchor::now)
-                    .instant_of(stamp),
-                None => None,
-            }
-            .unwrap_or_else(|| {
-                self.metrics.unstamped.increment(1);
-                self.shared.unstamped[self.index].fetch_add(1, Ordering::Relaxed);
-                Instant::now()
-            });
-            if rtcp {
-                room.room
-                    .handle_rtcp(now, participant, &self.recv_buf[..n], from);
-            } else {
-                room.room
-                    .handle_rtp(now, participant, &self.recv_buf[..n], from);
+            for i in 0..read.datagrams {
+                let (d, bytes) = self.recv.get(i);
+                // When the datagram reached the socket, not when we read it.
+                let now = match d.stamp {
+                    Some(stamp) => anchor
+                        .get_or_insert_with(ClockAnchor::now)
+                        .instant_of(stamp),
+                    None => None,
+                }
+                .unwrap_or_else(|| {
+                    self.metrics.unstamped.increment(1);
+                    self.shared.unstamped[self.index].fetch_add(1, Ordering::Relaxed);
+                    Instant::now()
+                });
+                if rtcp {
+                    room.room.handle_rtcp(now, participant, bytes, d.from);
+                } else {
+                    room.room.handle_rtp(now, participant, bytes, d.from);
+                }
             }
             flush(
                 room,
@@ -322,6 +326,9 @@ impl Worker {
                 &self.metrics,
                 &self.shared,
             );
+            if !read.maybe_more {
+                return;
+            }
         }
     }
 

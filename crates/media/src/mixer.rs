@@ -81,6 +81,13 @@ impl Limiter {
         self.gain_q16 as f32 / UNITY as f32
     }
 
+    /// What [`Limiter::apply`] does to the gain over a frame of silence,
+    /// without the frame.
+    pub fn release_silent(&mut self) {
+        let start = self.gain_q16;
+        self.gain_q16 = (start + ((UNITY - start) >> 4) + 1).min(UNITY);
+    }
+
     /// Limits `sum − own` into `out`. `own` may be empty (no subtraction).
     pub fn apply(&mut self, sum: &[i32], own: &[i16], out: &mut [i16]) {
         let n = out.len().min(sum.len());
@@ -186,6 +193,8 @@ pub struct Mixer {
     selected: Vec<usize>,
     ranking: Vec<(i64, usize)>,
     free: Vec<usize>,
+    /// Whether `common` is all zeros this tick (no talker and no extra).
+    common_silent: bool,
 }
 
 impl Mixer {
@@ -204,6 +213,7 @@ impl Mixer {
             selected: Vec::new(),
             ranking: Vec::new(),
             free: Vec::new(),
+            common_silent: true,
         }
     }
 
@@ -274,6 +284,12 @@ impl Mixer {
     /// The shared output for listeners outside the mix.
     pub fn common(&self) -> &[i16] {
         &self.common
+    }
+
+    /// Whether this tick's common mix is silence (all zeros): nobody mixed
+    /// had any energy and there was no room-wide audio.
+    pub fn common_silent(&self) -> bool {
+        self.common_silent
     }
 
     /// What the slot's listener gets this tick.
@@ -365,19 +381,38 @@ impl Mixer {
             self.selected.sort_unstable();
         }
 
-        // Sum once.
-        self.sum.fill(0);
-        if let Some(e) = extra {
-            for (s, &x) in self.sum.iter_mut().zip(e) {
-                *s += i32::from(x);
+        // Sum once. A talker without energy adds nothing: it is left out
+        // of the sum and hears the common mix, so a room whose selected
+        // talkers are all silent (most small rooms, most of the time) mixes
+        // nothing at all.
+        let audible = extra.is_some()
+            || self
+                .selected
+                .iter()
+                .any(|&i| self.slots[i].mean_square != 0);
+        if audible {
+            self.sum.fill(0);
+            if let Some(e) = extra {
+                for (s, &x) in self.sum.iter_mut().zip(e) {
+                    *s += i32::from(x);
+                }
             }
-        }
-        for &i in &self.selected {
-            for (s, &x) in self.sum.iter_mut().zip(&self.input[i * f..(i + 1) * f]) {
-                *s += i32::from(x);
+            for &i in &self.selected {
+                if self.slots[i].mean_square == 0 {
+                    continue;
+                }
+                for (s, &x) in self.sum.iter_mut().zip(&self.input[i * f..(i + 1) * f]) {
+                    *s += i32::from(x);
+                }
             }
+            self.common_limiter.apply(&self.sum, &[], &mut self.common);
+        } else {
+            if !self.common_silent {
+                self.common.fill(0);
+            }
+            self.common_limiter.release_silent();
         }
-        self.common_limiter.apply(&self.sum, &[], &mut self.common);
+        self.common_silent = !audible;
 
         let mut next = 0;
         for i in 0..self.slots.len() {
@@ -385,10 +420,12 @@ impl Mixer {
             if !s.used {
                 continue;
             }
-            let mixed = next < self.selected.len() && self.selected[next] == i;
-            if mixed {
+            let selected = next < self.selected.len() && self.selected[next] == i;
+            if selected {
                 next += 1;
             }
+            // Silent input: its N-1 mix is the common one.
+            let mixed = selected && s.mean_square != 0;
             if mixed && !s.selected {
                 // Continue from the gain the listener was hearing.
                 s.limiter = self.common_limiter;
@@ -498,6 +535,15 @@ mod tests {
             .collect()
     }
 
+    /// What a slot's listener gets, whichever stream that is.
+    fn heard(m: &Mixer, slot: usize) -> Vec<i16> {
+        match m.output_kind(slot) {
+            MixOutput::Private => m.output(slot).to_vec(),
+            MixOutput::Common => m.common().to_vec(),
+            MixOutput::Silent => vec![0; F],
+        }
+    }
+
     fn room(n: usize, k: usize) -> (Mixer, Vec<usize>) {
         let mut m = Mixer::new(F, k);
         let slots: Vec<usize> = (0..n).map(|_| m.add_slot()).collect();
@@ -522,14 +568,14 @@ mod tests {
         m.mix(None);
         assert_eq!(m.output_kind(s[0]), MixOutput::Private);
         // A hears exactly B, B hears exactly A, C hears A+B.
-        assert_eq!(m.output(s[0]), &sine(700.0, 2000.0, 0)[..]);
-        assert_eq!(m.output(s[1]), &sine(440.0, 3000.0, 0)[..]);
+        assert_eq!(heard(&m, s[0]), &sine(700.0, 2000.0, 0)[..]);
+        assert_eq!(heard(&m, s[1]), &sine(440.0, 3000.0, 0)[..]);
         let ab: Vec<i16> = sine(440.0, 3000.0, 0)
             .iter()
             .zip(sine(700.0, 2000.0, 0))
             .map(|(a, b)| a + b)
             .collect();
-        assert_eq!(m.output(s[2]), &ab[..]);
+        assert_eq!(heard(&m, s[2]), &ab[..]);
     }
 
     #[test]
@@ -543,7 +589,7 @@ mod tests {
             }
             m.mix(None);
             for &slot in &s {
-                let out = m.output(slot);
+                let out = heard(&m, slot);
                 // No wrap-around: a wrapped sum would flip sign against the
                 // exact sum; check sign agreement on large samples.
                 let own = m.input(slot);
@@ -685,9 +731,34 @@ mod tests {
         m.input_mut(s[0]).copy_from_slice(&sine(440.0, 3000.0, 0));
         m.input_mut(s[1]).fill(0);
         m.mix(None);
-        assert!(m.output(s[1]).iter().all(|&x| x == 0));
+        assert!(heard(&m, s[1]).iter().all(|&x| x == 0));
         assert_eq!(m.output_kind(s[0]), MixOutput::Common);
         assert_eq!(m.output_kind(s[2]), MixOutput::Silent);
+    }
+
+    /// A silent talker is left out of the sum and shares the common mix;
+    /// a room where nobody makes a sound mixes nothing and says so.
+    #[test]
+    fn silent_talkers_share_the_common_mix() {
+        let (mut m, s) = room(3, 5);
+        m.mix(None);
+        assert!(m.common_silent());
+        assert!(s.iter().all(|&x| m.output_kind(x) == MixOutput::Common));
+        assert!(m.common().iter().all(|&x| x == 0));
+
+        m.input_mut(s[0]).copy_from_slice(&sine(440.0, 3000.0, 0));
+        m.mix(None);
+        assert!(!m.common_silent());
+        assert_eq!(m.output_kind(s[0]), MixOutput::Private);
+        assert_eq!(m.output_kind(s[1]), MixOutput::Common);
+        assert_eq!(heard(&m, s[1]), &sine(440.0, 3000.0, 0)[..]);
+        assert!(heard(&m, s[0]).iter().all(|&x| x == 0), "not itself");
+
+        // Back to silence: the common buffer is cleared, not left stale.
+        m.input_mut(s[0]).fill(0);
+        m.mix(None);
+        assert!(m.common_silent());
+        assert!(heard(&m, s[1]).iter().all(|&x| x == 0));
     }
 
     #[test]
@@ -695,7 +766,7 @@ mod tests {
         let (mut m, s) = room(2, 5);
         let beep = sine(1000.0, 2000.0, 0);
         m.mix(Some(&beep));
-        assert_eq!(m.output(s[0]), &beep[..]);
+        assert_eq!(heard(&m, s[0]), &beep[..]);
         assert_eq!(m.common(), &beep[..]);
     }
 

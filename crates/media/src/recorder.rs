@@ -29,9 +29,15 @@ pub struct RecordBlock {
 }
 
 /// Tick-side half of the recorder: fills blocks from a pool.
+///
+/// The pool is filled when a recording starts, not when the room is made:
+/// most rooms never record (a tone test, a two-party call), and a second
+/// of audio per block times a few blocks is most of what an idle room
+/// would otherwise hold.
 #[derive(Debug)]
 pub struct RecorderTap {
     block_len: usize,
+    pool_size: usize,
     recording: Option<u64>,
     current: Vec<i16>,
     pool: Vec<Vec<i16>>,
@@ -41,15 +47,16 @@ pub struct RecorderTap {
 }
 
 impl RecorderTap {
-    /// A tap cutting blocks of `block_len` samples, with `pool` blocks
-    /// allocated up front.
+    /// A tap cutting blocks of `block_len` samples, keeping `pool` blocks
+    /// ready while it records.
     pub fn new(block_len: usize, pool: usize) -> Self {
         Self {
             block_len,
+            pool_size: pool,
             recording: None,
-            current: Vec::with_capacity(block_len),
-            pool: (0..pool).map(|_| Vec::with_capacity(block_len)).collect(),
-            ready: VecDeque::with_capacity(pool + 2),
+            current: Vec::new(),
+            pool: Vec::new(),
+            ready: VecDeque::new(),
             pool_misses: 0,
         }
     }
@@ -62,6 +69,14 @@ impl RecorderTap {
     /// Starts recording `id` (ends any recording in progress).
     pub fn start(&mut self, id: u64) {
         self.stop();
+        // Here, on a command, rather than on the tick path.
+        while self.pool.len() < self.pool_size {
+            self.pool.push(Vec::with_capacity(self.block_len));
+        }
+        self.ready.reserve(self.pool_size + 2);
+        if self.current.capacity() < self.block_len {
+            self.current = Vec::with_capacity(self.block_len);
+        }
         self.recording = Some(id);
     }
 

@@ -538,6 +538,8 @@ pub struct MediaRoom {
     room_extra: Vec<i16>,
     noise: ComfortNoise,
     noise_pcm: Vec<i16>,
+    /// Whether `noise_pcm` holds this tick's comfort noise.
+    noise_fresh: bool,
     silence_pcm: Vec<i16>,
     /// Scratch for a prompt laid over a participant's mix.
     overlay_sum: Vec<i32>,
@@ -592,10 +594,11 @@ impl MediaRoom {
             room_extra: vec![0; frame],
             noise: ComfortNoise::new((cfg.seed as u32) | 1, 16),
             noise_pcm: vec![0; frame],
+            noise_fresh: false,
             overlay_sum: vec![0; frame],
             silence_pcm: vec![0; frame],
             recorder: RecorderTap::new(block, 4),
-            events: VecDeque::with_capacity(1024),
+            events: VecDeque::with_capacity(16),
             next_tick: now + TICK,
             next_stats,
             tx_cursor: 0,
@@ -1245,7 +1248,8 @@ impl MediaRoom {
         self.mixer
             .mix(if extra { Some(&self.room_extra) } else { None });
         self.recorder.push_frame(self.mixer.common());
-        self.noise.fill(&mut self.noise_pcm);
+        // Comfort noise is made when a deaf participant needs it (`output`).
+        self.noise_fresh = false;
 
         // 4. Per participant: detection, output, encoding.
         for i in 0..self.participants.len() {
@@ -1431,6 +1435,10 @@ impl MediaRoom {
             MixOutput::Silent if p.spec.in_mix && p.spec.deaf => Stream::Noise,
             MixOutput::Silent => Stream::Silence,
         };
+        if base_stream == Stream::Noise && !self.noise_fresh {
+            self.noise.fill(&mut self.noise_pcm);
+            self.noise_fresh = true;
+        }
         let own_audio = !p.queue.is_empty() || p.moh.is_some();
         if !p.spec.direction.sends() {
             // Keep playback moving so queued prompts still finish on hold.
@@ -1442,6 +1450,8 @@ impl MediaRoom {
         let stream = if own_audio { Stream::Own } else { base_stream };
         if stream == Stream::Own {
             let base: Option<&[i16]> = match base_stream {
+                // Nothing to lay the prompt over.
+                Stream::Common if self.mixer.common_silent() => None,
                 Stream::Common => Some(self.mixer.common()),
                 Stream::Own => Some(self.mixer.output(p.slot)),
                 Stream::Noise => Some(&self.noise_pcm),
