@@ -218,22 +218,31 @@ impl ToneCursor {
             let inc2 = ((u64::from(st.f2) << 32) / u64::from(rate)) as u32;
             // 5 ms raised edges so steps do not click.
             let ramp = (rate as usize / 200).min(len / 2).max(1);
-            while i < out.len() && self.pos < len {
-                if st.f1 != 0 {
-                    let edge = self.pos.min(len - 1 - self.pos).min(ramp);
-                    let env = (i32::from(st.amplitude) * edge as i32) / ramp as i32;
+            let n = (out.len() - i).min(len - self.pos);
+            if st.f1 != 0 {
+                let amplitude = i32::from(st.amplitude);
+                for o in &mut out[i..i + n] {
+                    // Full level between the edges: no envelope arithmetic.
+                    let edge = self.pos.min(len - 1 - self.pos);
+                    let env = if edge >= ramp {
+                        amplitude
+                    } else {
+                        (amplitude * edge as i32) / ramp as i32
+                    };
                     let mut v = i32::from(table[(self.ph1 >> (32 - SINE_BITS)) as usize]);
                     if st.f2 != 0 {
                         v += i32::from(table[(self.ph2 >> (32 - SINE_BITS)) as usize]);
                     }
                     let s = (v * env) >> 15;
-                    out[i] = out[i].saturating_add(s.clamp(-32768, 32767) as i16);
+                    *o = o.saturating_add(s.clamp(-32768, 32767) as i16);
                     self.ph1 = self.ph1.wrapping_add(inc1);
                     self.ph2 = self.ph2.wrapping_add(inc2);
+                    self.pos += 1;
                 }
-                self.pos += 1;
-                i += 1;
+            } else {
+                self.pos += n;
             }
+            i += n;
             if self.pos >= len {
                 self.step += 1;
                 self.pos = 0;
