@@ -560,3 +560,122 @@ fn c9_recording_survives_a_crash() {
     );
     assert!((samples.len() as i64 * 1000 / i64::from(rate) - rec.duration_ms).abs() < 50);
 }
+
+/// Best normalised cross-correlation of `chunk` anywhere in `signal`.
+fn best_match(signal: &[i16], chunk: &[i16]) -> f64 {
+    let c: Vec<f64> = chunk.iter().map(|&x| f64::from(x)).collect();
+    let cn = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let s: Vec<f64> = signal.iter().map(|&x| f64::from(x)).collect();
+    let mut best = 0.0f64;
+    // Windowed energy kept up to date as the window slides.
+    let mut energy: f64 = s.iter().take(c.len()).map(|x| x * x).sum();
+    for lag in 0..s.len().saturating_sub(c.len()) {
+        if lag > 0 {
+            energy += s[lag + c.len() - 1].powi(2) - s[lag - 1].powi(2);
+        }
+        if energy > 1.0 {
+            let dot: f64 = c.iter().zip(&s[lag..]).map(|(a, b)| a * b).sum();
+            best = best.max(dot / (cn * energy.max(0.0).sqrt()));
+        }
+    }
+    best
+}
+
+/// The loudest `freq` share over any 0.2 s window of `samples`.
+fn tone_peak(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let w = rate as usize / 5;
+    (0..samples.len().saturating_sub(w))
+        .step_by(w / 8)
+        .map(|i| tone_ratio(&samples[i..i + w], rate, freq))
+        .fold(0.0, f64::max)
+}
+
+/// C6, C7, C13: in a French room with mute on entry and join/leave
+/// announcements, the first caller is greeted in French (not English), hears
+/// a join beep when the second arrives, does not hear the muted newcomer
+/// until it unmutes itself with `00`, and hears a beep when it leaves.
+#[test]
+fn c6_c7_c13_muted_entry_join_beeps_and_the_room_language() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = TempDir::new("entry");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut s = palaver_store::RoomSettings::new("Entrée");
+    s.language = palaver_store::Language::Fr;
+    s.mute_on_entry = true;
+    s.announce_join_leave = true;
+    add_room(&mut server, dir.path(), &[], s);
+
+    let mut a = phone(dir.path(), &server, "2601", 440.0);
+    let mut b = phone(dir.path(), &server, "2602", 1100.0);
+    dial(&mut a, &server, "802");
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    dial(&mut b, &server, "802");
+    // B's own greeting, then it enters the room muted.
+    std::thread::sleep(Duration::from_secs(9));
+    let unmute_at = t0.elapsed().as_secs_f64();
+    send_keys(&mut b, "00");
+    std::thread::sleep(Duration::from_secs(5));
+    b.command("hangup", "");
+    assert!(hung_up(&mut b, Duration::from_secs(10)));
+    let left_at = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    assert!(hung_up(&mut a, Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (all, rate) = heard(&a, 0.0);
+    let r = rate as usize;
+    let at = |secs: f64| ((secs * rate as f64) as usize).min(all.len());
+    assert!(
+        all.len() > at(left_at + 1.0),
+        "A recorded only {} s",
+        all.len() / r
+    );
+
+    // C13: the greeting is the French prompt, not the English one.
+    let prompt = |lang: &str| {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../prompts/{lang}/{rate}/welcome.wav"));
+        let (s, _) = read_wav(&p);
+        let mid = s.len() / 2;
+        s[mid - r / 6..mid + r / 6].to_vec()
+    };
+    let opening = &all[..at(4.0)];
+    let (fr, en) = (
+        best_match(opening, &prompt("fr")),
+        best_match(opening, &prompt("en")),
+    );
+    assert!(
+        fr > 0.8 && en < 0.5,
+        "greeting matches fr {fr:.2}, en {en:.2}"
+    );
+
+    // C7: a join beep (600 then 900 Hz) after B dialled; C6: B's tone is
+    // not heard while it is muted on entry.
+    let muted = &all[at(8.0)..at(unmute_at)];
+    let (b600, b900) = (tone_peak(muted, rate, 600.0), tone_peak(muted, rate, 900.0));
+    assert!(
+        b600 > 0.3 && b900 > 0.3,
+        "no join beep: 600 Hz {b600:.2}, 900 Hz {b900:.2}"
+    );
+    let leaked = tone_ratio(muted, rate, 1100.0);
+    assert!(leaked < 0.05, "muted newcomer heard: {leaked:.3}");
+    // Unmuted by its own `00`: now it is heard.
+    let open = &all[at(unmute_at + 2.0)..at(left_at - 0.5)];
+    let heard_b = tone_ratio(open, rate, 1100.0);
+    assert!(heard_b > 0.3, "unmuted newcomer not heard: {heard_b:.3}");
+    eprintln!(
+        "greeting fr {fr:.2} en {en:.2}; join beep {b600:.2}/{b900:.2}; muted leak {leaked:.3}; unmuted {heard_b:.3}"
+    );
+    // C7: the leave beep (900 Hz for 90 ms, then 600 Hz for 120 ms; the
+    // longer second half stands out in a 0.2 s window).
+    let after = &all[at(left_at - 0.5)..];
+    let (l900, l600) = (tone_peak(after, rate, 900.0), tone_peak(after, rate, 600.0));
+    assert!(
+        l600 > 0.3 && l900 > 0.1,
+        "no leave beep: 900 Hz {l900:.2}, 600 Hz {l600:.2}"
+    );
+}
