@@ -235,22 +235,18 @@ impl Worker {
             if !self.drain_commands() {
                 break;
             }
-            // Every tick due now, each at its nominal time (a late wake-up
-            // runs the ones it missed; see the `tick` module). Only those
-            // due when this round began: ticks that take longer than 20 ms
-            // would otherwise keep this loop busy for ever, and the packets,
-            // the commands that close rooms and the shutdown would wait
-            // behind them while the load only grows.
+            // Every tick due when this round began, each at its nominal
+            // time (a late wake-up runs the ones it missed; see the `tick`
+            // module and `TickClock::run_round`).
             let skipped = clock.skipped();
-            let round = Instant::now();
-            while let Some(due) = clock.due(round) {
+            clock.run_round(Instant::now(), |due| {
                 let started = Instant::now();
                 self.metrics
                     .lateness
                     .record(started.saturating_duration_since(due).as_secs_f64());
                 self.tick(due);
                 self.metrics.tick.record(started.elapsed().as_secs_f64());
-            }
+            });
             if clock.skipped() > skipped {
                 self.metrics
                     .ticks_skipped
