@@ -148,43 +148,50 @@ impl TryFrom<CdrRow> for Cdr {
     }
 }
 
+/// The insert shared by the one-record and the batched writes.
+const INSERT_CDR: &str = "INSERT INTO cdrs (call_id, from_uri, to_uri, caller, callee, \
+     destination_kind, started_at, answered_at, ended_at, disposition, duration_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// A record's times must be in order: started, answered (if it was), ended.
+fn check_times(cdr: &NewCdr) -> Result<()> {
+    if cdr.ended_at < cdr.started_at {
+        return Err(StoreError::invalid(
+            "ended_at",
+            "must not be before started_at",
+        ));
+    }
+    if let Some(answered) = cdr.answered_at
+        && !(cdr.started_at..=cdr.ended_at).contains(&answered)
+    {
+        return Err(StoreError::invalid(
+            "answered_at",
+            "must be between started_at and ended_at",
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Appends a call record. `Invalid` if the times are out of order.
     pub async fn insert_cdr(&self, cdr: &NewCdr) -> Result<Cdr> {
-        if cdr.ended_at < cdr.started_at {
-            return Err(StoreError::invalid(
-                "ended_at",
-                "must not be before started_at",
-            ));
-        }
-        if let Some(answered) = cdr.answered_at
-            && !(cdr.started_at..=cdr.ended_at).contains(&answered)
-        {
-            return Err(StoreError::invalid(
-                "answered_at",
-                "must be between started_at and ended_at",
-            ));
-        }
+        check_times(cdr)?;
         let duration_ms = cdr.answered_at.map_or(0, |a| cdr.ended_at - a);
         let id: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "INSERT INTO cdrs (call_id, from_uri, to_uri, caller, callee, destination_kind, \
-                 started_at, answered_at, ended_at, disposition, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            )
-            .bind(&cdr.call_id)
-            .bind(&cdr.from_uri)
-            .bind(&cdr.to_uri)
-            .bind(&cdr.caller)
-            .bind(&cdr.callee)
-            .bind(&cdr.destination_kind)
-            .bind(cdr.started_at)
-            .bind(cdr.answered_at)
-            .bind(cdr.ended_at)
-            .bind(cdr.disposition.as_str())
-            .bind(duration_ms)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar(&format!("{INSERT_CDR} RETURNING id"))
+                .bind(&cdr.call_id)
+                .bind(&cdr.from_uri)
+                .bind(&cdr.to_uri)
+                .bind(&cdr.caller)
+                .bind(&cdr.callee)
+                .bind(&cdr.destination_kind)
+                .bind(cdr.started_at)
+                .bind(cdr.answered_at)
+                .bind(cdr.ended_at)
+                .bind(cdr.disposition.as_str())
+                .bind(duration_ms)
+                .fetch_one(pool)
+                .await?
         });
         Ok(Cdr {
             id: CdrId(id),
@@ -198,38 +205,27 @@ impl Store {
     /// its last write. Records with times out of order are skipped and
     /// counted in the returned `(inserted, skipped)`.
     pub async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<(usize, usize)> {
-        let valid: Vec<&NewCdr> = cdrs
-            .iter()
-            .filter(|c| {
-                c.ended_at >= c.started_at
-                    && c.answered_at
-                        .is_none_or(|a| (c.started_at..=c.ended_at).contains(&a))
-            })
-            .collect();
+        let valid: Vec<&NewCdr> = cdrs.iter().filter(|c| check_times(c).is_ok()).collect();
         if valid.is_empty() {
             return Ok((0, cdrs.len()));
         }
         in_transaction!(self, |tx| {
             for cdr in &valid {
                 let duration_ms = cdr.answered_at.map_or(0, |a| cdr.ended_at - a);
-                sqlx::query(
-                    "INSERT INTO cdrs (call_id, from_uri, to_uri, caller, callee, destination_kind, \
-                     started_at, answered_at, ended_at, disposition, duration_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(&cdr.call_id)
-                .bind(&cdr.from_uri)
-                .bind(&cdr.to_uri)
-                .bind(&cdr.caller)
-                .bind(&cdr.callee)
-                .bind(&cdr.destination_kind)
-                .bind(cdr.started_at)
-                .bind(cdr.answered_at)
-                .bind(cdr.ended_at)
-                .bind(cdr.disposition.as_str())
-                .bind(duration_ms)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(INSERT_CDR)
+                    .bind(&cdr.call_id)
+                    .bind(&cdr.from_uri)
+                    .bind(&cdr.to_uri)
+                    .bind(&cdr.caller)
+                    .bind(&cdr.callee)
+                    .bind(&cdr.destination_kind)
+                    .bind(cdr.started_at)
+                    .bind(cdr.answered_at)
+                    .bind(cdr.ended_at)
+                    .bind(cdr.disposition.as_str())
+                    .bind(duration_ms)
+                    .execute(&mut *tx)
+                    .await?;
             }
         });
         Ok((valid.len(), cdrs.len() - valid.len()))

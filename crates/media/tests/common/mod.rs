@@ -217,6 +217,27 @@ impl Sim {
     /// Every phone sends one packet (arriving `delay(phone, frame)` later,
     /// None = lost), then the clock advances 20 ms and the room ticks.
     /// Packets are delivered in arrival order between ticks.
+    /// Every phone that sends makes this tick's packet (sent at `base`);
+    /// `delay` says when it reaches the server, or `None` if it is lost.
+    fn queue_sends(
+        &mut self,
+        base: Instant,
+        delay: &mut impl FnMut(ParticipantId, usize) -> Option<Duration>,
+    ) {
+        for i in 0..self.phones.len() {
+            if self.phones[i].muted_tx {
+                continue;
+            }
+            let frame = self.phones[i].frames_sent;
+            let pkt = self.phones[i].next_packet();
+            if let Some(d) = delay(self.phones[i].id, frame) {
+                self.pending
+                    .push((base + d, self.phones[i].id, self.phones[i].addr, pkt));
+            }
+        }
+        self.pending.sort_by_key(|p| p.0);
+    }
+
     pub fn run(
         &mut self,
         ticks: usize,
@@ -224,18 +245,7 @@ impl Sim {
     ) {
         for _ in 0..ticks {
             let base = self.t0 + 20 * MS * self.ticks as u32;
-            for i in 0..self.phones.len() {
-                if self.phones[i].muted_tx {
-                    continue;
-                }
-                let frame = self.phones[i].frames_sent;
-                let pkt = self.phones[i].next_packet();
-                if let Some(d) = delay(self.phones[i].id, frame) {
-                    self.pending
-                        .push((base + d, self.phones[i].id, self.phones[i].addr, pkt));
-                }
-            }
-            self.pending.sort_by_key(|p| p.0);
+            self.queue_sends(base, &mut delay);
             let tick_at = base + 20 * MS;
             while !self.pending.is_empty() && self.pending[0].0 <= tick_at {
                 let (at, id, from, pkt) = self.pending.remove(0);
@@ -283,18 +293,7 @@ impl Sim {
         };
         for _ in 0..ticks {
             let base = t0 + 20 * MS * self.ticks as u32;
-            for i in 0..self.phones.len() {
-                if self.phones[i].muted_tx {
-                    continue;
-                }
-                let frame = self.phones[i].frames_sent;
-                let pkt = self.phones[i].next_packet();
-                if let Some(d) = delay(self.phones[i].id, frame) {
-                    self.pending
-                        .push((base + d, self.phones[i].id, self.phones[i].addr, pkt));
-                }
-            }
-            self.pending.sort_by_key(|p| p.0);
+            self.queue_sends(base, &mut delay);
             let tick_at = base + 20 * MS;
             let tick_run = awake_at(tick_at);
             // Everything the worker has read by the time it runs this tick.
