@@ -40,7 +40,9 @@
 //! re-buffers to `target` before resuming. When the frames it waited for
 //! were not paused but late (a stall at the sender or on the path), their
 //! time was already concealed: the restart skips them (counted `late`), so
-//! the delay is where it was rather than raised by the stall.
+//! the delay is where it was rather than raised by the stall. A backlog
+//! that straddles a tick is skipped the same way as its rest arrives, so
+//! talkers whose packets were sent together stay in step after a stall.
 //!
 //! Not here: sequence-number extension (the caller passes extended numbers
 //! from [`crate::rtp::ReceiveStats`]), decoding and concealment.
@@ -191,6 +193,9 @@ pub struct JitterBuffer {
     play_ts: i64,
     started: bool,
     ever_started: bool,
+    /// Resumed after an underrun while more of a late backlog was due:
+    /// frames past their time are skipped as they arrive.
+    catching_up: bool,
     max_seq: Option<u64>,
     transits: [i64; WINDOW],
     n_transits: usize,
@@ -248,6 +253,7 @@ impl JitterBuffer {
             play_ts: 0,
             started: false,
             ever_started: false,
+            catching_up: false,
             max_seq: None,
             transits: [0; WINDOW],
             n_transits: 0,
@@ -322,6 +328,7 @@ impl JitterBuffer {
         self.play_seq = None;
         self.started = false;
         self.ever_started = false;
+        self.catching_up = false;
         self.max_seq = None;
         self.n_transits = 0;
         self.t_pos = 0;
@@ -592,25 +599,21 @@ impl JitterBuffer {
                 // being shrunk back a frame at a time later. After a pause
                 // in sending (silence suppression) the first frame is on
                 // time and nothing is skipped.
-                let mut ts = due_ts;
-                while slack >= self.target + self.frame_ts {
-                    let Some(next_ts) = self.slot(p + 1).map(|s| s.ts) else {
-                        break;
-                    };
-                    if next_ts <= ts {
-                        break;
-                    }
-                    self.clear(p);
-                    self.stats.late += 1;
-                    slack -= next_ts - ts;
-                    ts = next_ts;
-                    p += 1;
-                }
+                (p, slack) = self.skip_late(p, due_ts, slack);
+                // The rest of a backlog may still be on its way (the
+                // sender caught up across one of our ticks): keep
+                // skipping as it comes, rather than playing it a frame or
+                // two late until a shrink seconds later.
+                self.catching_up = slack >= self.target + self.frame_ts;
                 self.play_seq = Some(p);
             }
             self.started = true;
             self.ever_started = true;
             self.high_since = None;
+        } else if self.catching_up && next.is_some() {
+            (p, slack) = self.skip_late(p, due_ts, slack);
+            self.catching_up = slack >= self.target + self.frame_ts;
+            self.play_seq = Some(p);
         } else if slack < self.target - half {
             // Too close to the best-case arrival: let the delay grow by one
             // frame instead of consuming.
@@ -626,6 +629,7 @@ impl JitterBuffer {
         if next.is_none() {
             let lost = self.max_seq.is_some_and(|m| m > p);
             self.high_since = None;
+            self.catching_up = false;
             self.play_ts = due_ts + self.frame_ts;
             if lost {
                 self.stats.lost += 1;
@@ -678,6 +682,27 @@ impl JitterBuffer {
             payload: &self.data[off..off + usize::from(s.len)],
             level: (s.level != NO_LEVEL).then_some(s.level),
         }
+    }
+
+    /// Drops frames from `p` on whose time has already passed (slack a
+    /// frame or more above target) while the next one is here to play
+    /// instead; returns the frame to play and its slack.
+    fn skip_late(&mut self, mut p: u64, due_ts: i64, mut slack: i64) -> (u64, i64) {
+        let mut ts = due_ts;
+        while slack >= self.target + self.frame_ts {
+            let Some(next_ts) = self.slot(p + 1).map(|s| s.ts) else {
+                break;
+            };
+            if next_ts <= ts {
+                break;
+            }
+            self.clear(p);
+            self.stats.late += 1;
+            slack -= next_ts - ts;
+            ts = next_ts;
+            p += 1;
+        }
+        (p, slack)
     }
 
     fn clear(&mut self, seq: u64) {
@@ -980,6 +1005,45 @@ mod tests {
         let first = delays[10];
         assert!(delays[300..].iter().all(|d| *d == first), "{first:?}");
         assert!(out.iter().rev().take(200).all(Option::is_some));
+    }
+
+    #[test]
+    fn a_backlog_split_by_a_tick_keeps_the_delay() {
+        // The same stall, but the backlog reaches us in two parts with a
+        // tick between them (the sender was preempted half-way through
+        // its catch-up): at the first tick only 100..=102 are here. The
+        // buffer must not go on playing a frame or two late and wait
+        // seconds to shrink: the frames after the stall must be at the
+        // pre-stall delay, like every other talker of the room whose
+        // backlog came in one piece (which is how three talkers sent
+        // together fell out of step in the 3-talker PESQ run).
+        let arr = |i: u64| {
+            Some(match i {
+                100..=102 => 20 * MS * 105 + 2 * MS,
+                103..=105 => 20 * MS * 105 + 12 * MS,
+                _ => 20 * MS * i as u32 + 2 * MS,
+            })
+        };
+        let (out, b, _) = run(400, arr, 9 * MS, 390);
+        let st = b.stats();
+        assert_eq!(st.shrinks + st.stalls, 0, "{st:?}");
+        // Delay from when each frame was sent (not when it arrived: the
+        // backlog arrived late by construction).
+        let delay = |k: usize, seq: u64| 9 + 20 * k as u64 - (20 * seq + 2);
+        let delays: Vec<(u64, u64)> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(k, o)| o.map(|s| (s, delay(k, s))))
+            .collect();
+        let first = delays[10].1;
+        // The first frame after the stall is the newest that was here
+        // (102, late); the next one is already back at the delay.
+        let after: Vec<_> = delays.iter().filter(|(s, _)| *s >= 100).collect();
+        assert!(
+            after[1..].iter().all(|(_, d)| *d == first),
+            "{first} vs {:?}",
+            &after[..8]
+        );
     }
 
     proptest::proptest! {
