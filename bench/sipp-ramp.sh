@@ -25,7 +25,8 @@
 #   --no-build
 #
 # A step is "sustained" when SIPp reports every call successful and the
-# server's receive loss gauge (palaver_rtp_loss_fraction) averages below 1 %.
+# server counted under 1 % of the packets it expected lost over the window
+# (palaver_rtp_lost_packets_total / received + lost).
 # Loopback only.
 set -euo pipefail
 
@@ -179,13 +180,19 @@ EOF
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-loss_mean() {
+# "received lost": the server's receive counters, summed over workers.
+rx_counts() {
   python3 - "$HTTP" <<'EOF'
 import sys, urllib.request
 text = urllib.request.urlopen("http://" + sys.argv[1] + "/metrics", timeout=5).read().decode()
-v = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("palaver_rtp_loss_fraction{")]
-print(f"{sum(v) / len(v):.6f}" if v else "nan")
+def total(name):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{"))
+print(f"{total('palaver_rtp_received_packets_total'):.0f} {total('palaver_rtp_lost_packets_total'):.0f}")
 EOF
+}
+# Lost over expected between two rx_counts outputs.
+loss_between() {
+  python3 -c 'import sys; r0, l0, r1, l1 = map(float, sys.argv[1:]); n = (r1 - r0) + (l1 - l0); print(f"{(l1 - l0) / n:.6f}" if n > 0 else "nan")' $1 $2
 }
 HZ=$(getconf CLK_TCK)
 
@@ -205,9 +212,11 @@ for n in $STEPS; do
   SIPP_PID=$!
   sleep $(( join_s + settle ))
   t0=$(cpu_ticks "$PID"); s0=$(cpu_ticks "$SIPP_PID" 2>/dev/null || echo 0); w0=$(date +%s.%N)
+  c0=$(rx_counts || echo "0 0")
   sleep "$WINDOW"
   t1=$(cpu_ticks "$PID"); s1=$(cpu_ticks "$SIPP_PID" 2>/dev/null || echo 0); w1=$(date +%s.%N)
-  loss=$(loss_mean || echo nan)
+  c1=$(rx_counts || echo "0 0")
+  loss=$(loss_between "$c0" "$c1" || echo nan)
   rc=0
   wait "$SIPP_PID" || rc=$?
   SIPP_PID=""

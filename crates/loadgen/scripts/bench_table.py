@@ -63,7 +63,7 @@ def server_row(label, r, idle_kib, after=None):
         "late_over": late.get("over_20ms"),
         "loss": m["loss_fraction"] * 100,
         "delivered": m.get("delivered_fraction", 0) * 100,
-        "server_loss": (s.get("loss_gauge_mean") or 0) * 100 if s.get("loss_gauge_mean") is not None else None,
+        "server_loss": s["server_loss"] * 100 if s.get("server_loss") is not None else None,
         "delay_p50": m["delay_ms"]["p50"] if m["delay_ms"]["count"] else None,
         "delay_p99": m["delay_ms"]["p99"] if m["delay_ms"]["count"] else None,
         "markers": f'{m["markers_heard"]}/{m["markers_heard"] + m["markers_missed"]}',

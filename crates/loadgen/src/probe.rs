@@ -271,9 +271,10 @@ pub struct ServerFigures {
     pub rss_max_kib: u64,
     pub tick: Option<Timing>,
     pub lateness: Option<Timing>,
-    /// `palaver_rtp_loss_fraction` over participants at the window's end.
-    pub loss_gauge_mean: Option<f64>,
-    pub loss_gauge_max: Option<f64>,
+    /// Packets the server counted lost over those it expected in the
+    /// window (`palaver_rtp_lost_packets_total` and
+    /// `palaver_rtp_received_packets_total`).
+    pub server_loss: Option<f64>,
     pub calls_active: Option<f64>,
     /// Scrapes that failed (metrics then incomplete).
     pub scrape_errors: usize,
@@ -381,15 +382,7 @@ impl ServerProbe {
         if let (Some(a), Some(b)) = (&self.first, &last) {
             f.tick = timing(a, b, &self.snapshots, "palaver_mixer_tick_seconds");
             f.lateness = timing(a, b, &self.snapshots, "palaver_mixer_tick_lateness_seconds");
-            let loss: Vec<f64> = b
-                .iter()
-                .filter(|s| s.name == "palaver_rtp_loss_fraction" && s.value.is_finite())
-                .map(|s| s.value)
-                .collect();
-            if !loss.is_empty() {
-                f.loss_gauge_mean = Some(loss.iter().sum::<f64>() / loss.len() as f64);
-                f.loss_gauge_max = Some(loss.iter().copied().fold(0.0, f64::max));
-            }
+            f.server_loss = server_loss(a, b);
             f.calls_active = b
                 .iter()
                 .find(|s| s.name == "palaver_calls_active")
@@ -397,6 +390,15 @@ impl ServerProbe {
         }
         f
     }
+}
+
+/// Lost over expected between two snapshots, from the server's receive
+/// counters (None when it received nothing in between).
+pub fn server_loss(before: &[Sample], after: &[Sample]) -> Option<f64> {
+    let delta = |name: &str| sum_of(after, name) - sum_of(before, name);
+    let received = delta("palaver_rtp_received_packets_total");
+    let lost = delta("palaver_rtp_lost_packets_total");
+    (received + lost > 0.0).then(|| lost / (received + lost))
 }
 
 #[cfg(test)]
@@ -416,6 +418,24 @@ palaver_mixer_tick_seconds_count{worker=\"1\"} 1000
 palaver_calls_active 12
 palaver_rtp_loss_fraction{room=\"1\",participant=\"a b\\\"c\"} 0.01
 ";
+
+    #[test]
+    fn server_loss_is_lost_over_expected_across_workers() {
+        let before = parse_prometheus(
+            "palaver_rtp_received_packets_total{worker=\"0\"} 100\n\
+             palaver_rtp_received_packets_total{worker=\"1\"} 50\n\
+             palaver_rtp_lost_packets_total{worker=\"0\"} 1\n",
+        );
+        let after = parse_prometheus(
+            "palaver_rtp_received_packets_total{worker=\"0\"} 1090\n\
+             palaver_rtp_received_packets_total{worker=\"1\"} 1050\n\
+             palaver_rtp_lost_packets_total{worker=\"0\"} 6\n\
+             palaver_rtp_lost_packets_total{worker=\"1\"} 5\n",
+        );
+        // 1990 received and 10 lost in between.
+        assert_eq!(server_loss(&before, &after), Some(10.0 / 2000.0));
+        assert_eq!(server_loss(&after, &after), None);
+    }
 
     #[test]
     fn parses_labels_escapes_and_plain_lines() {

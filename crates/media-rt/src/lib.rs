@@ -26,10 +26,13 @@
 //! `palaver_mixer_tick_lateness_seconds` (per worker; a catch-up tick
 //! records how late it ran), counters `palaver_mixer_ticks_skipped_total`
 //! (ticks given up when more than 200 ms behind) and
-//! `palaver_rtp_unstamped_total` (packets without a kernel stamp), gauges
-//! `palaver_rtp_loss_fraction`, `palaver_rtp_jitter_seconds`,
-//! `palaver_rtp_rtt_seconds` and counter
-//! `palaver_rtp_strangers_dropped_total` (per room and participant).
+//! `palaver_rtp_unstamped_total` (packets without a kernel stamp),
+//! counters `palaver_rtp_received_packets_total`,
+//! `palaver_rtp_lost_packets_total` and
+//! `palaver_rtp_strangers_dropped_total`, and histograms of the
+//! participants' reports `palaver_rtp_loss_fraction`,
+//! `palaver_rtp_jitter_seconds` and `palaver_rtp_rtt_seconds` — all per
+//! worker, none per participant (see `worker::WorkerMetrics`).
 //!
 //! Not here: SIP and SDP (the integrator passes a negotiated
 //! [`ParticipantSpec`]) and the conference logic (it reacts to events).

@@ -20,12 +20,12 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Counter, Histogram};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use palaver_media::room::{
-    MediaEvent, MediaRoom, PacketKind, ParticipantId, ParticipantSpec, RoomCommand, RoomConfig,
-    TICK,
+    MediaEvent, MediaRoom, PacketKind, ParticipantId, ParticipantSpec, ParticipantStats,
+    RoomCommand, RoomConfig, TICK,
 };
 use tokio::sync::mpsc::Sender;
 
@@ -76,18 +76,20 @@ struct SocketEntry {
     rtcp: bool,
 }
 
-struct ParticipantGauges {
-    loss: Gauge,
-    jitter: Gauge,
-    rtt: Gauge,
-    strangers: Counter,
+/// A participant's cumulative receive counts as last added to the
+/// worker's counters (the room reports totals; the counters want deltas).
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    lost: i64,
+    strangers: u64,
 }
 
 struct Legs {
     rtp: usize,
     rtcp: Option<usize>,
     port: u16,
-    gauges: ParticipantGauges,
+    tally: Tally,
 }
 
 struct RoomEntry {
@@ -96,7 +98,17 @@ struct RoomEntry {
     legs: HashMap<ParticipantId, Legs>,
 }
 
+/// Per worker, never per participant: series labelled by participant
+/// would grow with every call ever made (the exporter never forgets one)
+/// and cost a registration per call. Per-participant figures go to the
+/// control plane in `MediaEvent::Stats`.
 struct WorkerMetrics {
+    rtp_received: Counter,
+    rtp_lost: Counter,
+    strangers: Counter,
+    loss_fraction: Histogram,
+    jitter: Histogram,
+    rtt: Histogram,
     tick: Histogram,
     lateness: Histogram,
     ticks_skipped: Counter,
@@ -119,6 +131,27 @@ pub(crate) struct Worker {
     recv: arrival::RecvBatch,
     send_buf: Vec<u8>,
     metrics: WorkerMetrics,
+}
+
+/// Adds what a participant received since its last report to the
+/// worker's counters.
+fn count(tally: &mut Tally, stats: &ParticipantStats, metrics: &WorkerMetrics) {
+    metrics
+        .rtp_received
+        .increment(stats.packets_received.saturating_sub(tally.received));
+    // RFC 3550's cumulative loss goes down when duplicates arrive; the
+    // counter only ever goes up, and catches up once it is above again.
+    if stats.packets_lost > tally.lost {
+        metrics
+            .rtp_lost
+            .increment(stats.packets_lost.abs_diff(tally.lost));
+        tally.lost = stats.packets_lost;
+    }
+    metrics
+        .strangers
+        .increment(stats.strangers_dropped.saturating_sub(tally.strangers));
+    tally.received = tally.received.max(stats.packets_received);
+    tally.strangers = tally.strangers.max(stats.strangers_dropped);
 }
 
 /// Sends everything a room produced: datagrams out of the right socket,
@@ -150,14 +183,14 @@ fn flush(
     }
     while let Some(e) = entry.room.poll_event() {
         if let MediaEvent::Stats { participant, stats } = &e
-            && let Some(legs) = entry.legs.get(participant)
+            && let Some(legs) = entry.legs.get_mut(participant)
         {
-            legs.gauges.loss.set(f64::from(stats.fraction_lost));
-            legs.gauges.jitter.set(stats.jitter_ms / 1000.0);
+            metrics.loss_fraction.record(f64::from(stats.fraction_lost));
+            metrics.jitter.record(stats.jitter_ms / 1000.0);
             if let Some(rtt) = stats.rtt {
-                legs.gauges.rtt.set(rtt.as_secs_f64());
+                metrics.rtt.record(rtt.as_secs_f64());
             }
-            legs.gauges.strangers.absolute(stats.strangers_dropped);
+            count(&mut legs.tally, stats, metrics);
         }
         if entry.events.try_send(RoomEvent::Media(e)).is_err() {
             metrics.events_dropped.increment(1);
@@ -202,6 +235,12 @@ impl Worker {
             recv: arrival::RecvBatch::new(),
             send_buf: vec![0; 2048],
             metrics: WorkerMetrics {
+                rtp_received: metrics::counter!("palaver_rtp_received_packets_total", "worker" => w.clone()),
+                rtp_lost: metrics::counter!("palaver_rtp_lost_packets_total", "worker" => w.clone()),
+                strangers: metrics::counter!("palaver_rtp_strangers_dropped_total", "worker" => w.clone()),
+                loss_fraction: metrics::histogram!("palaver_rtp_loss_fraction", "worker" => w.clone()),
+                jitter: metrics::histogram!("palaver_rtp_jitter_seconds", "worker" => w.clone()),
+                rtt: metrics::histogram!("palaver_rtp_rtt_seconds", "worker" => w.clone()),
                 tick: metrics::histogram!("palaver_mixer_tick_seconds", "worker" => w.clone()),
                 lateness: metrics::histogram!("palaver_mixer_tick_lateness_seconds", "worker" => w.clone()),
                 ticks_skipped: metrics::counter!("palaver_mixer_ticks_skipped_total", "worker" => w.clone()),
@@ -430,10 +469,14 @@ impl Worker {
                     let Some(entry) = self.rooms.get_mut(&room) else {
                         continue;
                     };
+                    let mut legs = entry.legs.remove(&id);
+                    // What it received since its last report.
+                    if let (Some(l), Ok(stats)) = (legs.as_mut(), entry.room.stats(id)) {
+                        count(&mut l.tally, &stats, &self.metrics);
+                    }
                     let r = entry
                         .room
                         .handle_command(now, RoomCommand::RemoveParticipant { id });
-                    let legs = entry.legs.remove(&id);
                     if let Err(e) = r {
                         let _ = entry.events.try_send(RoomEvent::CommandFailed {
                             reason: e.to_string(),
@@ -535,13 +578,6 @@ impl Worker {
             return;
         };
         let rtcp = ports.rtcp.and_then(|s| self.register(s, room, id, true));
-        let (r, p) = (room.0.to_string(), id.0.to_string());
-        let gauges = ParticipantGauges {
-            loss: metrics::gauge!("palaver_rtp_loss_fraction", "room" => r.clone(), "participant" => p.clone()),
-            jitter: metrics::gauge!("palaver_rtp_jitter_seconds", "room" => r.clone(), "participant" => p.clone()),
-            rtt: metrics::gauge!("palaver_rtp_rtt_seconds", "room" => r.clone(), "participant" => p.clone()),
-            strangers: metrics::counter!("palaver_rtp_strangers_dropped_total", "room" => r, "participant" => p),
-        };
         if let Some(entry) = self.rooms.get_mut(&room) {
             entry.legs.insert(
                 id,
@@ -549,7 +585,7 @@ impl Worker {
                     rtp,
                     rtcp,
                     port,
-                    gauges,
+                    tally: Tally::default(),
                 },
             );
         }

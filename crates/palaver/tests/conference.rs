@@ -73,6 +73,19 @@ fn c1_three_participants_hear_each_other_and_not_themselves() {
         );
     }
     std::thread::sleep(Duration::from_millis(300));
+    // The media counters are per worker and count every packet the three
+    // phones sent (≈ 8–10 s each at 50/s); no series per participant
+    // (they would pile up with every call ever made).
+    let received = server
+        .metric_sum("palaver_rtp_received_packets_total")
+        .unwrap_or(0.0);
+    assert!(received > 3.0 * 7.0 * 50.0, "received {received}");
+    let lost = server
+        .metric_sum("palaver_rtp_lost_packets_total")
+        .unwrap_or(-1.0);
+    assert_eq!(lost, 0.0, "lost on loopback");
+    let text = server.metrics_text().unwrap_or_default();
+    assert!(!text.contains("participant=\""), "per-participant series");
     for (i, p) in phones.iter().enumerate() {
         // The last phone joined ~2 s after the first: look at the last 3 s.
         let (all, rate) = heard(p, 0.0);

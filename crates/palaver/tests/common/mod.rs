@@ -183,17 +183,37 @@ impl Server {
         *self = again;
     }
 
-    /// The value of a Prometheus counter/gauge line starting with `prefix`.
-    pub fn metric(&self, prefix: &str) -> Option<f64> {
+    /// The whole `/metrics` page.
+    pub fn metrics_text(&self) -> Option<String> {
         let mut s = TcpStream::connect(self.http).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
         let mut body = String::new();
         s.read_to_string(&mut body).ok()?;
-        body.lines()
+        Some(body)
+    }
+
+    /// The value of a Prometheus counter/gauge line starting with `prefix`.
+    pub fn metric(&self, prefix: &str) -> Option<f64> {
+        self.metrics_text()?
+            .lines()
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    /// The sum of every series of metric `name` (e.g. over workers).
+    pub fn metric_sum(&self, name: &str) -> Option<f64> {
+        let text = self.metrics_text()?;
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with(['{', ' ']))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
     }
 
     pub fn log_text(&self) -> String {
