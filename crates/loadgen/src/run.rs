@@ -217,7 +217,9 @@ pub fn run(settings: &Settings) -> Result<Report> {
 // Media workers
 
 enum WorkerCommand {
-    Add(Box<ParticipantMedia>, UdpSocket),
+    /// A participant, its socket, and the send slot to use (None: the
+    /// next one round the 20, spreading the sends over the frame).
+    Add(Box<ParticipantMedia>, UdpSocket, Option<usize>),
     Remove(usize),
     StartWindow(Nanos),
     EndWindow,
@@ -235,6 +237,8 @@ struct Entry {
     _socket: UdpSocket,
     fd: RawFd,
     dest: Destination,
+    /// Index into the send slots.
+    slot: usize,
 }
 
 const TIMER_TOKEN: u64 = u64::MAX;
@@ -309,7 +313,7 @@ fn worker_main(rx: &Receiver<WorkerCommand>, board: &MarkerBoard) -> Result<Work
         }
         loop {
             match rx.try_recv() {
-                Ok(WorkerCommand::Add(media, socket)) => {
+                Ok(WorkerCommand::Add(media, socket, slot)) => {
                     let Some(dest) = Destination::new(media.remote()) else {
                         continue;
                     };
@@ -320,13 +324,15 @@ fn worker_main(rx: &Receiver<WorkerCommand>, board: &MarkerBoard) -> Result<Work
                     if measuring {
                         media.start_window(now);
                     }
+                    let slot = slot.unwrap_or(idx) % SLOTS as usize;
                     entries.push(Some(Entry {
                         media,
                         _socket: socket,
                         fd,
                         dest,
+                        slot,
                     }));
-                    slots[idx % SLOTS as usize].push(idx);
+                    slots[slot].push(idx);
                 }
                 Ok(WorkerCommand::Remove(id)) => {
                     if let Some(idx) = entries
@@ -335,7 +341,7 @@ fn worker_main(rx: &Receiver<WorkerCommand>, board: &MarkerBoard) -> Result<Work
                         && let Some(mut e) = entries[idx].take()
                     {
                         let _ = epoll.remove(e.fd);
-                        slots[idx % SLOTS as usize].retain(|&i| i != idx);
+                        slots[e.slot].retain(|&i| i != idx);
                         e.media.end_window(sys::now());
                         finished.push(e.media.report());
                     }
@@ -727,8 +733,21 @@ impl<'a> Conference<'a> {
 
     fn start_media(&mut self, i: usize, spec: MediaSpec, socket: UdpSocket) {
         let media = Box::new(self.participant(i, spec));
-        let w = i % self.workers.len();
-        let _ = self.workers[w].tx.send(WorkerCommand::Add(media, socket));
+        // The quality reference is the talkers' speech summed sample for
+        // sample: they talk at once, so their frames leave together (one
+        // thread, one send slot). Spread over threads and slots, their
+        // packets would reach the bridge up to a few ms apart, and a tick
+        // falling between them would mix one a frame later than the
+        // others — a legitimate choice for independent callers, but not
+        // the sum the reference is.
+        let (w, slot) = if self.settings.mode == Mode::Quality {
+            (0, Some(0))
+        } else {
+            (i % self.workers.len(), None)
+        };
+        let _ = self.workers[w]
+            .tx
+            .send(WorkerCommand::Add(media, socket, slot));
     }
 
     fn handle_events(&mut self, now: Instant) {
