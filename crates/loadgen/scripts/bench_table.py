@@ -215,6 +215,10 @@ def main():
                 f"| {fmt(sipp_cr.get('achieved_rate'), 0)} | – | {fmt(sipp_cr.get('server_cpu'))} |"
             )
         p("")
+        if sipp_cr:
+            p(f"*Achieved* for SIPp is the rate the server answered at, from its call records (calls after the first over the time from the first answer to the last). "
+              f"Counted instead as calls over SIPp's whole span minus the 1 s of tone, which also holds every call's setup and any hold beyond 1 s, it is {fmt(sipp_cr.get('completed_rate'), 0)}/s.")
+            p("")
 
     # Quality.
     q = {}
