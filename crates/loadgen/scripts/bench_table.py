@@ -44,6 +44,7 @@ def server_row(label, r, idle_kib, after=None):
     m = r["media"]
     n = r["participants"]
     tick = s.get("tick") or {}
+    send = s.get("tick_send") or {}
     late = s.get("lateness") or {}
     rss_end = s.get("rss_end_kib")
     per_kib = (rss_end - idle_kib) / n if (rss_end and idle_kib is not None and n) else None
@@ -59,6 +60,8 @@ def server_row(label, r, idle_kib, after=None):
         "tick_p99": tick.get("p99_ms"),
         "tick_max": tick.get("max_ms"),
         "tick_kind": tick.get("kind"),
+        "send_p50": send.get("p50_ms"),
+        "send_p99": send.get("p99_ms"),
         "late_max": late.get("max_ms"),
         "late_over": late.get("over_20ms"),
         "loss": m["loss_fraction"] * 100,
@@ -123,14 +126,14 @@ def main():
         rows.append(server_row(f"{multi['rooms']} rooms × {multi['participants'] // max(1, multi['rooms'])}", multi, i, a))
 
     if rows:
-        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick p50 / p99 / max ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) | Other processes % of a core | Left after the calls ended: sockets / idle CPU % |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("| Step | Window s | Answered / failed | Server CPU % of a core | CPU % per participant | RSS above idle KiB/participant | Tick (mix) p50 / p99 / max ms | Tick sends p50 / p99 ms | Tick lateness max ms (> 20 ms) | Loss % (listeners) | Frames delivered % | Delay p50 / p99 ms (markers) | Jitter p99 ms | Loadgen CPU % (worst send slot ms) | Other processes % of a core | Left after the calls ended: sockets / idle CPU % |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             over = r["late_over"]
             over_s = f" ({int(over)})" if over is not None else ""
             p(
                 f"| {r['label']} | {fmt(r['window'], 0)} | {r['answered']} / {r['failed']} | {fmt(r['cpu'])} | {fmt(r['cpu_per_p'], 3)} | {fmt(r['rss_per_p'])} "
-                f"| {fmt(r['tick_p50'], 2)} / {fmt(r['tick_p99'], 2)} / {fmt(r['tick_max'], 2)} | {fmt(r['late_max'], 1)}{over_s} "
+                f"| {fmt(r['tick_p50'], 2)} / {fmt(r['tick_p99'], 2)} / {fmt(r['tick_max'], 2)} | {fmt(r['send_p50'], 2)} / {fmt(r['send_p99'], 2)} | {fmt(r['late_max'], 1)}{over_s} "
                 f"| {fmt(r['loss'], 3)} | {fmt(r['delivered'], 2)} | {fmt(r['delay_p50'])} / {fmt(r['delay_p99'])} ({r['markers']}) | {fmt(r['jitter_p99'], 2)} | {fmt(r['lg_cpu'])} ({fmt(r['lg_late'])}) | {fmt(r['others'], 0)} | {r['left_sockets'] if r['left_sockets'] is not None else '–'} / {fmt(r['left_cpu'])} |"
             )
         p("")
@@ -157,6 +160,9 @@ def main():
                 "Tick figures come from the server's Prometheus *summaries* (rolling quantiles, no buckets): "
                 "p50/p99/max are the worst values among snapshots taken every 30 s of the window, and the "
                 "number of ticks later than 20 ms cannot be counted — only the maximum lateness is known. "
+                "*Tick (mix)* is the mixer's work for one tick of all a worker's rooms (jitter buffers, decode, mix, encode); "
+                "*Tick sends* is handing that tick's packets to the kernel, timed apart "
+                "(in runs before 2026-11-24 the tick figure held both). "
                 "RSS per participant is (RSS at the window's end − the fresh server's idle RSS) / participants."
             )
             p("")

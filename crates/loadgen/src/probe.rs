@@ -269,7 +269,10 @@ pub struct ServerFigures {
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
     pub rss_max_kib: u64,
+    /// The mixer's part of a tick (decode, mix, encode).
     pub tick: Option<Timing>,
+    /// Handing a tick's packets to the kernel.
+    pub tick_send: Option<Timing>,
     pub lateness: Option<Timing>,
     /// Packets the server counted lost over those it expected in the
     /// window (`palaver_rtp_lost_packets_total` and
@@ -381,6 +384,7 @@ impl ServerProbe {
         };
         if let (Some(a), Some(b)) = (&self.first, &last) {
             f.tick = timing(a, b, &self.snapshots, "palaver_mixer_tick_seconds");
+            f.tick_send = timing(a, b, &self.snapshots, "palaver_mixer_tick_send_seconds");
             f.lateness = timing(a, b, &self.snapshots, "palaver_mixer_tick_lateness_seconds");
             f.server_loss = server_loss(a, b);
             f.calls_active = b

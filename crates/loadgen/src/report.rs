@@ -269,7 +269,11 @@ impl Report {
                 "server: cpu {:.1}% of one core, rss {} KiB before, {} KiB at end (max {} KiB)",
                 f.cpu_percent, f.rss_before_kib, f.rss_end_kib, f.rss_max_kib
             );
-            for (name, t) in [("tick", &f.tick), ("lateness", &f.lateness)] {
+            for (name, t) in [
+                ("tick", &f.tick),
+                ("tick sends", &f.tick_send),
+                ("lateness", &f.lateness),
+            ] {
                 if let Some(t) = t {
                     let _ = writeln!(
                         s,

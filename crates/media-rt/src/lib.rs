@@ -22,9 +22,11 @@
 //! late runs the ticks it missed (up to 200 ms of them) — so a busy machine
 //! does not look like a jittery network to the jitter buffers.
 //!
-//! Exported metrics: histograms `palaver_mixer_tick_seconds` and
-//! `palaver_mixer_tick_lateness_seconds` (per worker; a catch-up tick
-//! records how late it ran), counters `palaver_mixer_ticks_skipped_total`
+//! Exported metrics: histograms `palaver_mixer_tick_seconds` (decode, mix
+//! and encode of all the worker's rooms for one tick),
+//! `palaver_mixer_tick_send_seconds` (handing that tick's packets to the
+//! kernel) and `palaver_mixer_tick_lateness_seconds` (per worker; a
+//! catch-up tick records how late it ran), counters `palaver_mixer_ticks_skipped_total`
 //! (ticks given up when more than 200 ms behind) and
 //! `palaver_rtp_unstamped_total` (packets without a kernel stamp),
 //! counters `palaver_rtp_received_packets_total`,

@@ -110,6 +110,7 @@ struct WorkerMetrics {
     jitter: Histogram,
     rtt: Histogram,
     tick: Histogram,
+    tick_send: Histogram,
     lateness: Histogram,
     ticks_skipped: Counter,
     unstamped: Counter,
@@ -242,6 +243,7 @@ impl Worker {
                 jitter: metrics::histogram!("palaver_rtp_jitter_seconds", "worker" => w.clone()),
                 rtt: metrics::histogram!("palaver_rtp_rtt_seconds", "worker" => w.clone()),
                 tick: metrics::histogram!("palaver_mixer_tick_seconds", "worker" => w.clone()),
+                tick_send: metrics::histogram!("palaver_mixer_tick_send_seconds", "worker" => w.clone()),
                 lateness: metrics::histogram!("palaver_mixer_tick_lateness_seconds", "worker" => w.clone()),
                 ticks_skipped: metrics::counter!("palaver_mixer_ticks_skipped_total", "worker" => w.clone()),
                 unstamped: metrics::counter!("palaver_rtp_unstamped_total", "worker" => w.clone()),
@@ -283,8 +285,7 @@ impl Worker {
                 self.metrics
                     .lateness
                     .record(started.saturating_duration_since(due).as_secs_f64());
-                self.tick(due);
-                self.metrics.tick.record(started.elapsed().as_secs_f64());
+                self.tick(due, started);
             });
             if clock.skipped() > skipped {
                 self.metrics
@@ -295,14 +296,24 @@ impl Worker {
         let _ = self.writer.try_send(WriterMsg::Stop);
     }
 
-    fn tick(&mut self, now: Instant) {
+    /// One tick of every room: first the audio of all of them (the mixer
+    /// tick, timed on its own), then their packets to the kernel (timed
+    /// apart: on loopback a send costs several µs, most of it delivering
+    /// into the receiver, and would otherwise hide the mixer's figure).
+    fn tick(&mut self, now: Instant, started: Instant) {
         while let Ok((room, samples)) = self.returns.try_recv() {
             if let Some(e) = self.rooms.get_mut(&room) {
                 e.room.recycle_record_block(samples);
             }
         }
-        for (id, entry) in self.rooms.iter_mut() {
+        for entry in self.rooms.values_mut() {
             entry.room.handle_tick(now);
+        }
+        let mixed = Instant::now();
+        self.metrics
+            .tick
+            .record(mixed.saturating_duration_since(started).as_secs_f64());
+        for (id, entry) in self.rooms.iter_mut() {
             flush(
                 entry,
                 *id,
@@ -313,6 +324,7 @@ impl Worker {
                 &self.shared,
             );
         }
+        self.metrics.tick_send.record(mixed.elapsed().as_secs_f64());
     }
 
     fn drain_socket(&mut self, token: usize) {
