@@ -386,6 +386,17 @@ impl ServerProbe {
             f.tick = timing(a, b, &self.snapshots, "palaver_mixer_tick_seconds");
             f.tick_send = timing(a, b, &self.snapshots, "palaver_mixer_tick_send_seconds");
             f.lateness = timing(a, b, &self.snapshots, "palaver_mixer_tick_lateness_seconds");
+            // Summaries cannot count ticks over 20 ms; the server's counter
+            // does.
+            if let Some(l) = f.lateness.as_mut()
+                && l.over_20ms.is_none()
+                && b.iter().any(|s| s.name == "palaver_mixer_ticks_late_total")
+            {
+                l.over_20ms = Some(
+                    sum_of(b, "palaver_mixer_ticks_late_total")
+                        - sum_of(a, "palaver_mixer_ticks_late_total"),
+                );
+            }
             f.server_loss = server_loss(a, b);
             f.calls_active = b
                 .iter()

@@ -27,7 +27,8 @@
 //! `palaver_mixer_tick_send_seconds` (handing that tick's packets to the
 //! kernel) and `palaver_mixer_tick_lateness_seconds` (per worker; a
 //! catch-up tick records how late it ran), counters `palaver_mixer_ticks_skipped_total`
-//! (ticks given up when more than 200 ms behind) and
+//! (ticks given up when more than 200 ms behind),
+//! `palaver_mixer_ticks_late_total` (ticks begun more than 20 ms late) and
 //! `palaver_rtp_unstamped_total` (packets without a kernel stamp),
 //! counters `palaver_rtp_received_packets_total`,
 //! `palaver_rtp_lost_packets_total` and

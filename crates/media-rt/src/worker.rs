@@ -113,6 +113,9 @@ struct WorkerMetrics {
     tick_send: Histogram,
     lateness: Histogram,
     ticks_skipped: Counter,
+    /// Ticks that began more than a tick after their nominal time (the
+    /// summaries only keep quantiles; this is the count).
+    ticks_late: Counter,
     unstamped: Counter,
     events_dropped: Counter,
     send_dropped: Counter,
@@ -246,6 +249,7 @@ impl Worker {
                 tick_send: metrics::histogram!("palaver_mixer_tick_send_seconds", "worker" => w.clone()),
                 lateness: metrics::histogram!("palaver_mixer_tick_lateness_seconds", "worker" => w.clone()),
                 ticks_skipped: metrics::counter!("palaver_mixer_ticks_skipped_total", "worker" => w.clone()),
+                ticks_late: metrics::counter!("palaver_mixer_ticks_late_total", "worker" => w.clone()),
                 unstamped: metrics::counter!("palaver_rtp_unstamped_total", "worker" => w.clone()),
                 events_dropped: metrics::counter!("palaver_media_events_dropped_total", "worker" => w.clone()),
                 send_dropped: metrics::counter!("palaver_rtp_send_dropped_total", "worker" => w.clone()),
@@ -282,9 +286,11 @@ impl Worker {
             let skipped = clock.skipped();
             clock.run_round(Instant::now(), |due| {
                 let started = Instant::now();
-                self.metrics
-                    .lateness
-                    .record(started.saturating_duration_since(due).as_secs_f64());
+                let late = started.saturating_duration_since(due);
+                self.metrics.lateness.record(late.as_secs_f64());
+                if late > TICK {
+                    self.metrics.ticks_late.increment(1);
+                }
                 self.tick(due, started);
             });
             if clock.skipped() > skipped {
