@@ -64,6 +64,9 @@ pub struct JitterConfig {
     pub slots: usize,
     /// Largest payload stored per slot.
     pub slot_bytes: usize,
+    /// The payload size expected (from the codec and ptime): slots start
+    /// this big and grow, up to `slot_bytes`, when a larger packet comes.
+    pub typical_bytes: usize,
 }
 
 impl JitterConfig {
@@ -76,7 +79,14 @@ impl JitterConfig {
             max_delay: Duration::from_millis(120),
             slots: 32,
             slot_bytes,
+            typical_bytes: slot_bytes,
         }
+    }
+
+    /// Starts the slots at `bytes` (they grow when a packet needs it).
+    pub fn typical_bytes(mut self, bytes: usize) -> Self {
+        self.typical_bytes = bytes;
+        self
     }
 }
 
@@ -184,7 +194,11 @@ struct OpenEvent {
 pub struct JitterBuffer {
     cfg: JitterConfig,
     slots: Vec<Slot>,
+    /// Payloads, `slot_len` bytes per slot. A G.711 buffer sized for the
+    /// largest packet it might ever get (120 ms) would hold six times the
+    /// memory it uses, in every participant.
     data: Vec<u8>,
+    slot_len: usize,
     epoch: Option<Instant>,
     last_ts: Option<(u32, i64)>,
     frame_ts: i64,
@@ -234,6 +248,7 @@ impl JitterBuffer {
     pub fn new(cfg: JitterConfig) -> Self {
         let slots = cfg.slots.max(4);
         let frame_ts = Self::units(cfg.clock_rate, cfg.frame).max(1);
+        let slot_len = cfg.typical_bytes.clamp(1, cfg.slot_bytes.max(1));
         Self {
             cfg,
             slots: vec![
@@ -245,7 +260,8 @@ impl JitterBuffer {
                 };
                 slots
             ],
-            data: vec![0; slots * cfg.slot_bytes],
+            data: vec![0; slots * slot_len],
+            slot_len,
             epoch: None,
             last_ts: None,
             frame_ts,
@@ -409,6 +425,9 @@ impl JitterBuffer {
                 self.reset();
             }
         }
+        if payload.len() > self.slot_len {
+            self.grow_slots(payload.len());
+        }
         let ts_ext = self.extend_ts(ts);
         let idx = (seq % n) as usize;
         if self.slots[idx].seq == seq {
@@ -423,7 +442,7 @@ impl JitterBuffer {
                 self.frame_ts = d;
             }
         }
-        let off = idx * self.cfg.slot_bytes;
+        let off = idx * self.slot_len;
         self.data[off..off + payload.len()].copy_from_slice(payload);
         // Checked against slot_bytes above; slot sizes fit u16.
         self.slots[idx] = Slot {
@@ -441,6 +460,22 @@ impl JitterBuffer {
         }
         let now_u = self.now_units(now);
         self.record_transit(now_u, now_u - ts_ext);
+    }
+
+    /// Makes every slot hold at least `need` bytes (at most the
+    /// configured largest), keeping what is buffered.
+    fn grow_slots(&mut self, need: usize) {
+        let len = need.next_power_of_two().clamp(need, self.cfg.slot_bytes);
+        let mut data = vec![0; self.slots.len() * len];
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.seq != EMPTY {
+                let n = usize::from(s.len);
+                data[i * len..i * len + n]
+                    .copy_from_slice(&self.data[i * self.slot_len..i * self.slot_len + n]);
+            }
+        }
+        self.data = data;
+        self.slot_len = len;
     }
 
     fn record_transit(&mut self, arrival: i64, transit: i64) {
@@ -551,7 +586,7 @@ impl JitterBuffer {
         let p = self.play_seq?;
         let s = self.slot(p)?;
         let idx = (p % self.slots.len() as u64) as usize;
-        let off = idx * self.cfg.slot_bytes;
+        let off = idx * self.slot_len;
         Some(&self.data[off..off + usize::from(s.len)])
     }
 
@@ -675,7 +710,7 @@ impl JitterBuffer {
         self.play_seq = Some(p + 1);
         self.play_ts = s.ts + self.frame_ts;
         self.stats.played += 1;
-        let off = idx * self.cfg.slot_bytes;
+        let off = idx * self.slot_len;
         Playout::Frame {
             seq: p,
             timestamp: s.ts as u32,
@@ -1005,6 +1040,28 @@ mod tests {
         let first = delays[10];
         assert!(delays[300..].iter().all(|d| *d == first), "{first:?}");
         assert!(out.iter().rev().take(200).all(Option::is_some));
+    }
+
+    #[test]
+    fn slots_grow_for_a_larger_packet_and_keep_what_is_buffered() {
+        // Slots start at the 20 ms size; the phone then sends 60 ms
+        // packets (it ignored our ptime): they are kept, not dropped as
+        // oversize, and the packets already buffered are intact.
+        let t0 = Instant::now();
+        let mut b = JitterBuffer::new(JitterConfig::new(8000, 20 * MS, 960).typical_bytes(160));
+        b.push(t0, 0, 0, &[1; 160]);
+        b.push(t0, 1, 160, &[2; 160]);
+        b.push(t0 + 20 * MS, 2, 320, &[3; 480]);
+        b.push(t0 + 20 * MS, 3, 800, &[4; 961]);
+        assert_eq!(b.stats().oversize, 1);
+        let mut got = Vec::new();
+        for k in 0..8u32 {
+            if let Playout::Frame { payload, .. } = b.pop(t0 + 20 * MS * k) {
+                got.push((payload[0], payload.len()));
+                assert!(payload.iter().all(|&x| x == payload[0]));
+            }
+        }
+        assert_eq!(got, vec![(1, 160), (2, 160), (3, 480)]);
     }
 
     #[test]

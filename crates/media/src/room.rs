@@ -709,11 +709,15 @@ impl MediaRoom {
         let ptime = Duration::from_millis(u64::from(spec.ptime.clamp(10, 120)));
         Ok(Receive {
             stats: ReceiveStats::new(spec.codec.rtp_clock_rate()),
-            jitter: JitterBuffer::new(JitterConfig::new(
-                spec.codec.rtp_clock_rate(),
-                ptime,
-                slot_bytes,
-            )),
+            jitter: JitterBuffer::new(
+                JitterConfig::new(spec.codec.rtp_clock_rate(), ptime, slot_bytes).typical_bytes(
+                    // What the negotiated ptime gives (Opus varies: most
+                    // 20 ms packets are well under 256 bytes).
+                    spec.codec
+                        .bytes_per_ms()
+                        .map_or(256, |b| b * ptime.as_millis() as usize),
+                ),
+            ),
             resampler: resampler_if(dec_rate, rate, codec_frame)?,
             decoder,
             // A 20 ms frame plus the largest packet (120 ms).
