@@ -140,22 +140,32 @@ pub(crate) struct Worker {
 /// Adds what a participant received since its last report to the
 /// worker's counters.
 fn count(tally: &mut Tally, stats: &ParticipantStats, metrics: &WorkerMetrics) {
-    metrics
-        .rtp_received
-        .increment(stats.packets_received.saturating_sub(tally.received));
-    // RFC 3550's cumulative loss goes down when duplicates arrive; the
-    // counter only ever goes up, and catches up once it is above again.
-    if stats.packets_lost > tally.lost {
-        metrics
-            .rtp_lost
-            .increment(stats.packets_lost.abs_diff(tally.lost));
-        tally.lost = stats.packets_lost;
+    let (received, lost, strangers) = tally.advance(stats);
+    metrics.rtp_received.increment(received);
+    metrics.rtp_lost.increment(lost);
+    metrics.strangers.increment(strangers);
+}
+
+impl Tally {
+    /// What `stats` adds to the last totals (received, lost, strangers),
+    /// remembering the new totals.
+    fn advance(&mut self, stats: &ParticipantStats) -> (u64, u64, u64) {
+        let received = stats.packets_received.saturating_sub(self.received);
+        let strangers = stats.strangers_dropped.saturating_sub(self.strangers);
+        // RFC 3550's cumulative loss goes down when duplicates arrive; a
+        // counter only goes up, so it waits until the loss is above what
+        // was already counted.
+        let lost = if stats.packets_lost > self.lost {
+            let d = stats.packets_lost.abs_diff(self.lost);
+            self.lost = stats.packets_lost;
+            d
+        } else {
+            0
+        };
+        self.received = self.received.max(stats.packets_received);
+        self.strangers = self.strangers.max(stats.strangers_dropped);
+        (received, lost, strangers)
     }
-    metrics
-        .strangers
-        .increment(stats.strangers_dropped.saturating_sub(tally.strangers));
-    tally.received = tally.received.max(stats.packets_received);
-    tally.strangers = tally.strangers.max(stats.strangers_dropped);
 }
 
 /// Sends everything a room produced: datagrams out of the right socket,
@@ -632,5 +642,32 @@ impl Worker {
         }
         self.shared.rooms[self.index].fetch_sub(1, Ordering::Relaxed);
         let _ = entry.events.try_send(RoomEvent::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(received: u64, lost: i64, strangers: u64) -> ParticipantStats {
+        ParticipantStats {
+            packets_received: received,
+            packets_lost: lost,
+            strangers_dropped: strangers,
+            ..ParticipantStats::default()
+        }
+    }
+
+    #[test]
+    fn tally_counts_each_packet_once_and_never_backwards() {
+        let mut t = Tally::default();
+        assert_eq!(t.advance(&stats(250, 3, 1)), (250, 3, 1));
+        assert_eq!(t.advance(&stats(500, 3, 1)), (250, 0, 0));
+        // Duplicates brought the RFC 3550 loss down: nothing counted…
+        assert_eq!(t.advance(&stats(750, 1, 1)), (250, 0, 0));
+        // …until it is above what was counted again.
+        assert_eq!(t.advance(&stats(1000, 5, 4)), (250, 2, 3));
+        // The final report at leave, with nothing new.
+        assert_eq!(t.advance(&stats(1000, 5, 4)), (0, 0, 0));
     }
 }
