@@ -153,6 +153,25 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (call_id, from_uri, to_uri, caller, c
      destination_kind, started_at, answered_at, ended_at, disposition, duration_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
+/// Binds a record to [`INSERT_CDR`]'s parameters, for `query` and
+/// `query_scalar` alike, on either backend.
+macro_rules! bind_cdr {
+    ($query:expr, $cdr:expr, $duration_ms:expr) => {
+        $query
+            .bind(&$cdr.call_id)
+            .bind(&$cdr.from_uri)
+            .bind(&$cdr.to_uri)
+            .bind(&$cdr.caller)
+            .bind(&$cdr.callee)
+            .bind(&$cdr.destination_kind)
+            .bind($cdr.started_at)
+            .bind($cdr.answered_at)
+            .bind($cdr.ended_at)
+            .bind($cdr.disposition.as_str())
+            .bind($duration_ms)
+    };
+}
+
 /// A record's times must be in order: started, answered (if it was), ended.
 fn check_times(cdr: &NewCdr) -> Result<()> {
     if cdr.ended_at < cdr.started_at {
@@ -178,20 +197,13 @@ impl Store {
         check_times(cdr)?;
         let duration_ms = cdr.answered_at.map_or(0, |a| cdr.ended_at - a);
         let id: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(&format!("{INSERT_CDR} RETURNING id"))
-                .bind(&cdr.call_id)
-                .bind(&cdr.from_uri)
-                .bind(&cdr.to_uri)
-                .bind(&cdr.caller)
-                .bind(&cdr.callee)
-                .bind(&cdr.destination_kind)
-                .bind(cdr.started_at)
-                .bind(cdr.answered_at)
-                .bind(cdr.ended_at)
-                .bind(cdr.disposition.as_str())
-                .bind(duration_ms)
-                .fetch_one(pool)
-                .await?
+            bind_cdr!(
+                sqlx::query_scalar(&format!("{INSERT_CDR} RETURNING id")),
+                cdr,
+                duration_ms
+            )
+            .fetch_one(pool)
+            .await?
         });
         Ok(Cdr {
             id: CdrId(id),
@@ -212,18 +224,7 @@ impl Store {
         in_transaction!(self, |tx| {
             for cdr in &valid {
                 let duration_ms = cdr.answered_at.map_or(0, |a| cdr.ended_at - a);
-                sqlx::query(INSERT_CDR)
-                    .bind(&cdr.call_id)
-                    .bind(&cdr.from_uri)
-                    .bind(&cdr.to_uri)
-                    .bind(&cdr.caller)
-                    .bind(&cdr.callee)
-                    .bind(&cdr.destination_kind)
-                    .bind(cdr.started_at)
-                    .bind(cdr.answered_at)
-                    .bind(cdr.ended_at)
-                    .bind(cdr.disposition.as_str())
-                    .bind(duration_ms)
+                bind_cdr!(sqlx::query(INSERT_CDR), cdr, duration_ms)
                     .execute(&mut *tx)
                     .await?;
             }
